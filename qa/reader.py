@@ -1,0 +1,178 @@
+"""Extractive reader: question + passages -> the best answer span, or no answer.
+
+transformers 5 has no question-answering pipeline, so the windows, the start/end decoding and the
+no-answer decision live here. A window's [CLS] logits act as its "no answer" score; a span competes
+with its own window's null score (the margin), which keeps scores comparable across windows and
+passages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def lower_ascii(text: str) -> str:
+    """The bert-base-chinese vocabulary is lowercase; A-Z would be [UNK]. Length-preserving, so offsets hold."""
+    return text.translate(ASCII_LOWER)
+
+
+@dataclass
+class Span:
+    """A span in one passage: character offsets into that passage, scores from the reader."""
+
+    passage: int  # index into the passages given to read()
+    start: int
+    end: int
+    text: str
+    score: float  # start + end logit
+    margin: float  # score minus the window's no-answer score: > threshold means "answer"
+
+
+def encode_windows(tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int):
+    """Question/context pairs -> overlapping windows of at most max_length tokens.
+
+    Returns the tokenizer's BatchEncoding with offset_mapping, overflow_to_sample_mapping and sequence ids.
+    """
+    return tokenizer(
+        [lower_ascii(q) for q in questions],
+        [lower_ascii(c) for c in contexts],
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="longest",
+        return_tensors="np",
+    )
+
+
+def context_mask(encoding, window: int) -> np.ndarray:
+    ids = encoding.sequence_ids(window)
+    return np.array([s == 1 for s in ids], dtype=bool)
+
+
+def best_spans_in_window(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    mask: np.ndarray,
+    max_answer_tokens: int,
+    n_best: int = 5,
+) -> list[tuple[int, int, float]]:
+    """Top (start_token, end_token, score) with start <= end < start + max_answer_tokens inside the context."""
+    s = np.where(mask, start_logits, -np.inf)
+    e = np.where(mask, end_logits, -np.inf)
+    scores = s[:, None] + e[None, :]
+    n = len(s)
+    i, j = np.indices((n, n))
+    scores[(j < i) | (j - i >= max_answer_tokens)] = -np.inf
+    flat = np.argsort(scores, axis=None)[::-1][:n_best]
+    out = []
+    for k in flat:
+        a, b = divmod(int(k), n)
+        if np.isfinite(scores[a, b]):
+            out.append((a, b, float(scores[a, b])))
+    return out
+
+
+_TRIM = " \t\r\n\u3000，。、；：！？,.;:!?）)】」』\"'“”‘’"
+_LEADING = " \t\r\n\u3000，。、；：！？,.;:!?“‘「『（(【"
+
+
+def _trim(context: str, start: int, end: int) -> tuple[int, int]:
+    """Drop whitespace and dangling punctuation at the span edges (keep balanced closing quotes/brackets)."""
+    while start < end and context[start] in _LEADING:
+        start += 1
+    while end > start and context[end - 1] in _TRIM:
+        closer = context[end - 1]
+        opener = {"”": "“", "’": "‘", "）": "（", ")": "(", "】": "【", "」": "「", "』": "『"}.get(closer)
+        if opener and opener in context[start : end - 1]:
+            break
+        end -= 1
+    return start, end
+
+
+class Reader:
+    """An extractive QA model (AutoModelForQuestionAnswering) with windowing and span decoding."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        max_length: int = 256,
+        stride: int = 64,
+        max_answer_tokens: int = 40,
+        no_answer_threshold: float = 0.0,
+        batch_size: int = 16,
+    ):
+        import torch
+
+        self.torch = torch
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.no_answer_threshold = no_answer_threshold
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, model_path: str | Path, **settings) -> "Reader":
+        import torch
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+        model = AutoModelForQuestionAnswering.from_pretrained(str(model_path), dtype=torch.float32)
+        model.eval()
+        return cls(model, tokenizer, **settings)
+
+    def logits(self, encoding) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        starts, ends = [], []
+        n = encoding["input_ids"].shape[0]
+        with torch.inference_mode():
+            for b in range(0, n, self.batch_size):
+                batch = {
+                    k: torch.from_numpy(encoding[k][b : b + self.batch_size])
+                    for k in ("input_ids", "attention_mask", "token_type_ids")
+                    if k in encoding
+                }
+                out = self.model(**batch)
+                starts.append(out.start_logits.float().numpy())
+                ends.append(out.end_logits.float().numpy())
+        return np.concatenate(starts), np.concatenate(ends)
+
+    def read(self, question: str, passages: list[str], n_best: int = 5) -> list[Span]:
+        """Candidate spans over all passages, best first (by margin over the window's no-answer score)."""
+        if not passages:
+            return []
+        enc = encode_windows(self.tokenizer, [question] * len(passages), passages, self.max_length, self.stride)
+        start_logits, end_logits = self.logits(enc)
+        spans: dict[tuple[int, int, int], Span] = {}
+        for w in range(start_logits.shape[0]):
+            p = int(enc["overflow_to_sample_mapping"][w])
+            offsets = enc["offset_mapping"][w]
+            null = float(start_logits[w, 0] + end_logits[w, 0])
+            mask = context_mask(enc, w)
+            for a, b, score in best_spans_in_window(
+                start_logits[w], end_logits[w], mask, self.max_answer_tokens, n_best
+            ):
+                cs, ce = _trim(passages[p], int(offsets[a][0]), int(offsets[b][1]))
+                if cs >= ce:
+                    continue
+                span = Span(p, cs, ce, passages[p][cs:ce], score, score - null)
+                key = (p, cs, ce)
+                if key not in spans or spans[key].margin < span.margin:
+                    spans[key] = span
+        return sorted(spans.values(), key=lambda s: s.margin, reverse=True)[:n_best]
+
+    def answer(self, question: str, passages: list[str]) -> Span | None:
+        """The best span, or None when no span beats the no-answer score by the threshold."""
+        spans = self.read(question, passages, n_best=1)
+        if not spans or spans[0].margin < self.no_answer_threshold:
+            return None
+        return spans[0]
