@@ -18,6 +18,21 @@ PROJECT_DIR = PACKAGE_DIR.parent  # models.txt sits at the top of the repo; rela
 MODELS_FILE = PROJECT_DIR / "models.txt"
 
 
+# The project runs offline: never let a library try a model hub. Quiet the load reports and progress bars.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 class ModelNotFound(RuntimeError):
     pass
 

@@ -125,9 +125,17 @@ class Reader:
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+        import json
+
+        from qa.models import quiet_transformers
+
+        quiet_transformers()
         tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         model = AutoModelForQuestionAnswering.from_pretrained(str(model_path), dtype=torch.float32)
         model.eval()
+        config = Path(model_path) / "qa_reader.json"  # decoding settings tuned with the weights
+        if config.exists():
+            settings = {**json.loads(config.read_text(encoding="utf-8")), **settings}
         return cls(model, tokenizer, **settings)
 
     def logits(self, encoding) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,282 @@
+"""Command line: `ask` (one question, or a chat when none is given) and `qa` (index, add, list, remove, eval, read, serve)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(help="Question answering over Chinese articles, with cited answers.", no_args_is_help=True,
+                  add_completion=False)
+
+NOT_FOUND = "文章中没有找到答案 (the articles don't say)."
+
+
+def _settings(home: Optional[Path], top_k: Optional[int] = None, retrieval: Optional[str] = None):
+    from qa.settings import Settings
+
+    settings = Settings()
+    if home:
+        settings.home = home
+    if top_k:
+        settings.top_k = top_k
+    if retrieval:
+        settings.retrieval = retrieval
+    return settings
+
+
+def _pipeline(home=None, corpus=None, top_k=None, retrieval=None, quiet=False):
+    from qa.pipeline import QAPipeline
+    from retriever.documents import DocumentError
+
+    try:
+        if quiet:
+            return QAPipeline(_settings(home, top_k, retrieval), corpus=corpus, progress=False)
+        with err.status("loading models and index…"):
+            return QAPipeline(_settings(home, top_k, retrieval), corpus=corpus, progress=True)
+    except (DocumentError, FileNotFoundError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2)
+
+
+def print_answer(answer) -> None:
+    if answer.answer is None:
+        console.print(f"[yellow]{NOT_FOUND}[/yellow]")
+        if answer.passages:
+            p = answer.passages[0]
+            console.print(f"[dim]closest passage: {escape(p.title)} ({p.document}:{p.start}-{p.end})[/dim]")
+        return
+    console.print(f"[bold green]{escape(answer.answer)}[/bold green]")
+    for n, c in enumerate(answer.citations, 1):
+        a, b = c.start - c.passage_start, c.end - c.passage_start
+        passage = c.passage.replace("\n", " ")
+        # the passage is normalised text; highlight the answer where it stands in it
+        at = passage.find(answer.answer)
+        shown = (escape(passage[:at]) + f"[bold reverse]{escape(answer.answer)}[/bold reverse]"
+                 + escape(passage[at + len(answer.answer):])) if at >= 0 else escape(passage)
+        console.print(f"[cyan][{n}] {escape(c.title)}[/cyan]  [dim]{c.document}, characters {c.start}-{c.end}"
+                      f" (passage {c.passage_start}-{c.passage_end}), sentences {c.sentence_ids}[/dim]")
+        console.print(f"    {shown}")
+        del a, b
+
+
+def ask_main(
+    question: Optional[str] = typer.Argument(None, help="the question; none starts a chat (follow-ups allowed)"),
+    json_out: bool = typer.Option(False, "--json", help="print the Answer as JSON"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help="passages the reader reads"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="answer over this folder of articles instead"),
+    home: Optional[Path] = typer.Option(None, "--home", help="data directory (default: QA_HOME or cache dir)"),
+    retrieval: Optional[str] = typer.Option(None, "--retrieval", help="hybrid (default), dense or bm25"),
+    eval_file: Optional[Path] = typer.Option(None, "--eval", help="run a question file and print EM/F1"),
+):
+    """Ask a question in Chinese about the indexed articles."""
+    from qa.pipeline import QuestionError
+
+    if eval_file:
+        return eval_cmd(eval_file, home=home, corpus=corpus, top_k=top_k, retrieval=retrieval)
+    if corpus is not None and not corpus.is_dir():
+        err.print(f"[red]error:[/red] --corpus {escape(str(corpus))} is not a folder")
+        raise typer.Exit(2)
+    pipeline = _pipeline(home, corpus, top_k, retrieval, quiet=json_out)
+    if question is not None:
+        try:
+            answer = pipeline.ask(question)
+        except QuestionError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(2)
+        if json_out:
+            print(answer.model_dump_json(indent=2))
+        else:
+            print_answer(answer)
+        return
+    history: list[str] = []
+    console.print("[dim]问吧 (ask away) — empty line or Ctrl-D to quit[/dim]")
+    while True:
+        try:
+            line = console.input("[bold]? [/bold]").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not line:
+            break
+        answer = pipeline.ask(line, history=history)
+        if answer.searched_question != line:
+            console.print(f"[dim](searched: {escape(answer.searched_question)})[/dim]")
+        print_answer(answer)
+        history += [answer.searched_question, answer.answer or ""]
+
+
+def ask_entry():
+    typer.run(ask_main)
+
+
+@app.command("ask")
+def ask_cmd(
+    question: Optional[str] = typer.Argument(None),
+    json_out: bool = typer.Option(False, "--json"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus"),
+    home: Optional[Path] = typer.Option(None, "--home"),
+    retrieval: Optional[str] = typer.Option(None, "--retrieval"),
+):
+    """Same as the `ask` command."""
+    ask_main(question, json_out, top_k, corpus, home, retrieval, None)
+
+
+@app.command("index")
+def index_cmd(home: Optional[Path] = typer.Option(None, "--home")):
+    """Build the index now (it is also built on first use), and say what is in it."""
+    pipeline = _pipeline(home)
+    docs = pipeline.documents()
+    console.print(f"index at {pipeline.index.root}: {len(docs)} documents, "
+                  f"{sum(d.chunks for d in docs)} chunks, model {pipeline.index.embedder.name}")
+
+
+@app.command("reindex")
+def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home")):
+    """Rebuild the index from the stored documents (after changing the model or chunking)."""
+    pipeline = _pipeline(home)
+    pipeline.index.rebuild(progress=True)
+    console.print(f"rebuilt: {len(pipeline.documents())} documents")
+
+
+@app.command("add")
+def add_cmd(
+    paths: list[Path] = typer.Argument(..., help="files or folders (.txt .md .html .pdf)"),
+    home: Optional[Path] = typer.Option(None, "--home"),
+):
+    """Add articles to the index (same content is not indexed twice)."""
+    from retriever.documents import DocumentError, iter_files, read_document
+
+    docs, failed = [], 0
+    for path in iter_files(paths):
+        try:
+            docs.append(read_document(path))
+        except DocumentError as exc:
+            err.print(f"[red]skipped:[/red] {escape(str(exc))}")
+            failed += 1
+    if not docs and failed == 0:
+        err.print("[red]error:[/red] no supported files found")
+        raise typer.Exit(2)
+    pipeline = _pipeline(home)
+    added, skipped = pipeline.add_documents(docs, progress=True)
+    for doc_id in added:
+        console.print(f"added {doc_id}")
+    for doc_id in skipped:
+        console.print(f"[yellow]already indexed:[/yellow] {doc_id}")
+    if failed and not added:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_cmd(home: Optional[Path] = typer.Option(None, "--home"), json_out: bool = typer.Option(False, "--json")):
+    """List the indexed documents."""
+    docs = _pipeline(home, quiet=json_out).documents()
+    if json_out:
+        print(json.dumps([d.model_dump() for d in docs], ensure_ascii=False, indent=2))
+        return
+    for d in docs:
+        console.print(f"{d.id}\t{escape(d.title)}\t{d.characters} chars\t{d.chunks} chunks")
+
+
+@app.command("remove")
+def remove_cmd(doc_ids: list[str] = typer.Argument(...), home: Optional[Path] = typer.Option(None, "--home")):
+    """Remove documents by id."""
+    pipeline = _pipeline(home)
+    removed = pipeline.remove_documents(doc_ids)
+    for doc_id in doc_ids:
+        if doc_id in removed:
+            console.print(f"removed {doc_id}")
+        else:
+            err.print(f"[red]unknown document:[/red] {escape(doc_id)}")
+    if len(removed) < len(doc_ids):
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_cmd(
+    questions: Path = typer.Argument(Path("tests/data/dev_questions.jsonl"), help="JSON Lines question file"),
+    split: Optional[str] = typer.Option(None, "--split", help="only questions of this split (tune/report)"),
+    home: Optional[Path] = typer.Option(None, "--home"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k"),
+    retrieval: Optional[str] = typer.Option(None, "--retrieval"),
+    json_out: bool = typer.Option(False, "--json"),
+    worst: int = typer.Option(8, "--worst", help="how many misses to show"),
+):
+    """EM, F1, recall@k of the gold passage and no-answer accuracy, per kind."""
+    from qa.evaluate import evaluate_pipeline, load_questions, print_report
+
+    if not questions.exists():
+        err.print(f"[red]error:[/red] {escape(str(questions))} does not exist")
+        raise typer.Exit(2)
+    items = load_questions(questions, split)
+    report = evaluate_pipeline(_pipeline(home, corpus, top_k, retrieval, quiet=json_out), items)
+    if json_out:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print_report(report, console, worst)
+
+
+@app.command("read")
+def read_cmd(
+    source: str = typer.Argument("-", help="JSON Lines file of {question, context}; - for standard input"),
+    json_flag: bool = typer.Option(True, "--json", help="JSON Lines out (the only format)"),
+):
+    """The reader alone: {"question","context"} lines in, {"answer","score","start","end"} lines out."""
+    from qa.models import model_for, resolve_model_path
+    from qa.reader import Reader
+
+    reader = Reader.load(resolve_model_path(model_for("reader")))
+    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    for n, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            question, context = item["question"], item["context"]
+            if not isinstance(question, str) or not isinstance(context, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            print(json.dumps({"error": f"line {n}: expected JSON with string fields question and context"}))
+            continue
+        spans = reader.read(question, [context], n_best=1) if question.strip() and context.strip() else []
+        best = spans[0] if spans else None
+        if best is None or best.margin < reader.no_answer_threshold:
+            out = {"answer": None, "score": best.margin if best else None, "start": None, "end": None}
+        else:
+            out = {"answer": best.text, "score": best.margin, "start": best.start, "end": best.end}
+        if "id" in item:
+            out["id"] = item["id"]
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    home: Optional[Path] = typer.Option(None, "--home"),
+    workers: int = typer.Option(1, "--workers"),
+):
+    """Serve the HTTP API (and the chat page) with uvicorn."""
+    import uvicorn
+
+    if home:
+        os.environ["QA_HOME"] = str(home)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

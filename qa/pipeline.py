@@ -1,0 +1,103 @@
+"""The whole flow on one screen: question -> (follow-up rewrite) -> hybrid retrieval -> reader -> cited Answer.
+
+    from qa import QAPipeline
+    qa = QAPipeline()                      # bundled articles, models from models.txt
+    qa.ask("中关村论坛在哪一年诞生？").answer   # '2007年'
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from qa.followup import standalone_question
+from qa.models import model_for, resolve_model_path
+from qa.reader import Reader
+from qa.settings import Settings
+from qa.types import Answer, Citation, DocumentInfo, Passage
+from retriever.documents import Document, bundled_documents, iter_files, read_document
+from retriever.embedder import Embedder
+from retriever.hybrid import HybridRetriever
+from retriever.index import CorpusIndex
+from retriever.normalize import normalize
+
+
+class QuestionError(ValueError):
+    """A question we cannot ask (empty, too long)."""
+
+
+class QAPipeline:
+    def __init__(self, settings: Settings | None = None, corpus: Path | None = None, progress: bool = False):
+        self.settings = settings or Settings()
+        seed = (lambda: [read_document(p) for p in iter_files([corpus])]) if corpus else bundled_documents
+        self.index = CorpusIndex.open(
+            self.settings.index_dir(corpus), Embedder(model_for("embedder")), seed,
+            self.settings.chunk_size, self.settings.overlap, progress,
+        )
+        if corpus:  # an ad-hoc folder: follow its current contents
+            self.sync_folder(corpus, progress)
+        self.retriever = HybridRetriever(self.index)
+        self.reader = Reader.load(resolve_model_path(model_for("reader")))
+        if self.settings.no_answer_threshold is not None:
+            self.reader.no_answer_threshold = self.settings.no_answer_threshold
+
+    def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
+        question = self.check_question(question)
+        searched = standalone_question(question, history or [])
+        hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval)
+        passages = [self._passage(chunk, score) for chunk, score in hits]
+        span = self.reader.answer(searched, [chunk.text for chunk, _ in hits])
+        if span is None:
+            return Answer(question=question, searched_question=searched, answer=None, score=0.0, passages=passages)
+        chunk = hits[span.passage][0]
+        start, end = self._normalized(chunk.doc_id).to_original(chunk.norm_start + span.start, chunk.norm_start + span.end)
+        doc = self.index.documents[chunk.doc_id]
+        citation = Citation(
+            document=doc.id, title=doc.title, passage=chunk.text, passage_start=chunk.start,
+            passage_end=chunk.end, start=start, end=end, quote=doc.text[start:end],
+            sentence_ids=list(chunk.sentences),
+        )
+        return Answer(question=question, searched_question=searched, answer=span.text, score=span.margin,
+                      citations=[citation], passages=passages)
+
+    # documents -----------------------------------------------------------------------------------------
+    def documents(self) -> list[DocumentInfo]:
+        docs = self.index.state.manifest.documents
+        return [
+            DocumentInfo(id=i, title=m["title"], source=m.get("source", ""),
+                         characters=len(self.index.documents[i].text), chunks=len(m["chunk_ids"]))
+            for i, m in sorted(docs.items())
+        ]
+
+    def add_documents(self, documents: list[Document], progress: bool = False) -> tuple[list[str], list[str]]:
+        return self.index.add(documents, progress)
+
+    def remove_documents(self, doc_ids: list[str]) -> list[str]:
+        return self.index.remove(doc_ids)
+
+    def sync_folder(self, folder: Path, progress: bool = False) -> None:
+        wanted = {d.id: d for d in (read_document(p) for p in iter_files([folder]))}
+        have = self.index.documents
+        stale = [i for i, d in have.items() if i not in wanted or wanted[i].fingerprint != d.fingerprint]
+        self.index.remove(stale)
+        self.index.add([d for i, d in wanted.items() if i not in self.index.documents], progress)
+
+    # helpers -------------------------------------------------------------------------------------------
+    def check_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("the question is empty")
+        question = question.strip()
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionError(f"the question is longer than {self.settings.max_question_chars} characters")
+        return question
+
+    @functools.lru_cache(maxsize=256)
+    def _normalized_cached(self, doc_id: str, fingerprint: str):
+        return normalize(self.index.documents[doc_id].text)
+
+    def _normalized(self, doc_id: str):
+        return self._normalized_cached(doc_id, self.index.documents[doc_id].fingerprint)
+
+    def _passage(self, chunk, score: float) -> Passage:
+        return Passage(document=chunk.doc_id, title=self.index.documents[chunk.doc_id].title, text=chunk.text,
+                       start=chunk.start, end=chunk.end, score=score, sentence_ids=list(chunk.sentences))

@@ -1,0 +1,39 @@
+"""Settings from flags and QA_* environment variables, in one object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default, cast=str):
+    value = os.environ.get(f"QA_{name}")
+    return cast(value) if value not in (None, "") else default
+
+
+def default_home() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("qa-zh"))
+
+
+@dataclass
+class Settings:
+    home: Path = field(default_factory=lambda: Path(_env("HOME", default_home())).expanduser())
+    top_k: int = field(default_factory=lambda: _env("TOP_K", 3, int))
+    no_answer_threshold: float | None = field(default_factory=lambda: _env("NO_ANSWER_THRESHOLD", None, float))
+    chunk_size: int = field(default_factory=lambda: _env("CHUNK_SIZE", 200, int))
+    overlap: int = field(default_factory=lambda: _env("CHUNK_OVERLAP", 60, int))
+    retrieval: str = field(default_factory=lambda: _env("RETRIEVAL", "hybrid"))
+    api_token: str | None = field(default_factory=lambda: _env("API_TOKEN", None))
+    max_question_chars: int = 500
+
+    def index_dir(self, corpus: Path | None = None) -> Path:
+        """The default index, or one per ad-hoc corpus folder (ask --corpus DIR)."""
+        if corpus is None:
+            return self.home / "index"
+        import hashlib
+
+        key = hashlib.sha256(str(Path(corpus).resolve()).encode()).hexdigest()[:16]
+        return self.home / "corpora" / key

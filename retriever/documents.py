@@ -1,0 +1,148 @@
+"""Documents: an id, a title and the original text, read from .txt/.md/.html/.pdf files."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPPORTED = {".txt", ".md", ".html", ".htm", ".pdf"}
+BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "qa" / "data" / "corpus"
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+
+class DocumentError(ValueError):
+    """A file that cannot be read as an article (clear message for the user)."""
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    title: str
+    text: str  # the original text: every offset we report points into it
+    source: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+
+def title_of(text: str) -> str:
+    """The headline: the first non-empty line, stripped."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return ""
+
+
+def decode_bytes(data: bytes, name: str) -> str:
+    """Decode UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030/Big5; refuse binary data."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" in data[:4096]:
+        raise DocumentError(f"{name}: looks like a binary file, not text")
+    for encoding in ("utf-8-sig", "gb18030", "big5"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise DocumentError(f"{name}: cannot decode as UTF-8, GB18030 or Big5 text")
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML page: scripts and styles dropped, block elements end lines."""
+    from html.parser import HTMLParser
+
+    class _Text(HTMLParser):
+        BLOCK = {"p", "div", "br", "h1", "h2", "h3", "h4", "h5", "h6", "li", "tr", "title", "section", "article"}
+
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("script", "style", "noscript", "template"):
+                self.skip += 1
+            elif tag in self.BLOCK:
+                self.parts.append("\n")
+
+        def handle_endtag(self, tag):
+            if tag in ("script", "style", "noscript", "template"):
+                self.skip = max(0, self.skip - 1)
+            elif tag in self.BLOCK:
+                self.parts.append("\n")
+
+        def handle_data(self, data):
+            if not self.skip:
+                self.parts.append(data)
+
+    parser = _Text()
+    parser.feed(html)
+    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
+def pdf_to_text(data: bytes, name: str) -> str:
+    try:
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+    except ImportError as exc:  # pragma: no cover - pypdf is a declared dependency
+        raise DocumentError("reading PDFs needs the pypdf package") from exc
+    import io
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise DocumentError(f"{name}: the PDF is encrypted")
+        return "\n".join(page.extract_text() or "" for page in reader.pages)
+    except DocumentError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise DocumentError(f"{name}: broken PDF ({exc.__class__.__name__})") from exc
+
+
+def text_from_bytes(data: bytes, name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUPPORTED:
+        raise DocumentError(f"{name}: unsupported file type {suffix or '(none)'}; use {', '.join(sorted(SUPPORTED))}")
+    if len(data) > MAX_FILE_BYTES:
+        raise DocumentError(f"{name}: {len(data)} bytes is over the {MAX_FILE_BYTES} byte limit")
+    if suffix == ".pdf":
+        text = pdf_to_text(data, name)
+    else:
+        text = decode_bytes(data, name)
+        if suffix in (".html", ".htm"):
+            text = html_to_text(text)
+    if not text.strip():
+        raise DocumentError(f"{name}: no text in the file")
+    return text
+
+
+def read_document(path: Path, doc_id: str | None = None) -> Document:
+    path = Path(path)
+    if not path.is_file():
+        raise DocumentError(f"{path}: no such file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise DocumentError(f"{path.name}: {path.stat().st_size} bytes is over the {MAX_FILE_BYTES} byte limit")
+    text = text_from_bytes(path.read_bytes(), path.name)
+    return Document(doc_id or path.stem, title_of(text), text, str(path))
+
+
+def iter_files(paths: list[Path]) -> list[Path]:
+    """Files to index: the given files, and supported files inside given folders (sorted)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED))
+        else:
+            files.append(path)
+    return files
+
+
+def read_folder(folder: Path) -> list[Document]:
+    return [read_document(p) for p in iter_files([folder])]
+
+
+def bundled_documents() -> list[Document]:
+    return read_folder(BUNDLED_CORPUS)

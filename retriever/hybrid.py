@@ -1,0 +1,39 @@
+"""Hybrid retrieval: dense (FAISS) and BM25 results fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retriever.chunking import Chunk
+from retriever.index import CorpusIndex
+
+MODES = ("hybrid", "dense", "bm25")
+
+
+@dataclass
+class HybridRetriever:
+    index: CorpusIndex
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    rrf_k: int = 60
+    candidates: int = 30  # how deep each half looks before fusing
+
+    def retrieve(self, question: str, k: int, mode: str = "hybrid") -> list[tuple[Chunk, float]]:
+        if mode not in MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+        depth = max(k, self.candidates)
+        if mode == "dense":
+            return self.index.search_dense(question, k)
+        if mode == "bm25":
+            return self.index.search_lexical(question, k)
+        fused: dict[tuple[str, int], list] = {}
+        for weight, hits in (
+            (self.dense_weight, self.index.search_dense(question, depth)),
+            (self.lexical_weight, self.index.search_lexical(question, depth)),
+        ):
+            for rank, (chunk, _) in enumerate(hits):
+                key = (chunk.doc_id, chunk.start)
+                entry = fused.setdefault(key, [chunk, 0.0])
+                entry[1] += weight / (self.rrf_k + rank + 1)
+        ranked = sorted(fused.values(), key=lambda e: e[1], reverse=True)
+        return [(chunk, score) for chunk, score in ranked[:k]]

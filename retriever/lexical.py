@@ -1,0 +1,83 @@
+"""BM25 over Chinese words: jieba (search mode) plus character bigrams for names jieba does not know.
+
+Frameworks that split on spaces see a Chinese sentence as one token; here every chunk is segmented, ASCII
+is lowercased and Traditional characters are mapped to Simplified (OpenCC t2s) so either script matches.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import unicodedata
+
+import numpy as np
+
+from qa.reader import lower_ascii
+from retriever.normalize import is_cjk_letter
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+@functools.lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    return _t2s().convert(text)
+
+
+def _is_word(token: str) -> bool:
+    return any(unicodedata.category(c)[0] in "LN" for c in token)
+
+
+def tokenize(text: str) -> list[str]:
+    text = to_simplified(lower_ascii(text))
+    words = [w for w in _jieba().lcut_for_search(text) if _is_word(w)]
+    bigrams = []
+    run = ""
+    for ch in text + " ":
+        if is_cjk_letter(ch):
+            run += ch
+            continue
+        bigrams.extend(run[i : i + 2] for i in range(len(run) - 1))
+        run = ""
+    return words + ["#" + b for b in bigrams]  # '#' keeps bigrams apart from jieba's two-character words
+
+
+class LexicalIndex:
+    """bm25s over pre-tokenised chunks, keyed by chunk id."""
+
+    def __init__(self, ids: list[int], retriever):
+        self.ids = ids
+        self.retriever = retriever
+
+    @classmethod
+    def build(cls, tokens: dict[int, list[str]]) -> "LexicalIndex":
+        import bm25s
+
+        ids = sorted(tokens)
+        if not ids:
+            return cls([], None)
+        retriever = bm25s.BM25()
+        retriever.index([tokens[i] or ["\u0000"] for i in ids], show_progress=False)
+        return cls(ids, retriever)
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        if not self.ids or k <= 0:
+            return []
+        query_tokens = [t for t in tokenize(query) if t in self.retriever.vocab_dict]
+        if not query_tokens:
+            return []
+        scores = self.retriever.get_scores(query_tokens)
+        top = np.argsort(-scores)[:k]
+        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]

@@ -1,0 +1,1 @@
+"""Vector stores: ids (int64) -> normalised vectors, searched by inner product."""
