@@ -1,0 +1,36 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "qa" / "data" / "corpus"
+DOC_000 = "000_cde3536eadafbe36"
+DOC_002 = "002_8e396b66035f7f8d"
+
+
+def original(doc_id: str) -> str:
+    return (CORPUS / f"{doc_id}.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    """One data directory for the tests that share the bundled index (built once, with the real models)."""
+    return tmp_path_factory.mktemp("qa-home")
+
+
+@pytest.fixture(scope="session")
+def pipeline(session_home):
+    from qa.pipeline import QAPipeline
+    from qa.settings import Settings
+
+    settings = Settings()
+    settings.home = session_home
+    return QAPipeline(settings)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from retriever.embedder import Embedder
+
+    return Embedder("m3e-small")
