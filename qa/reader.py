@@ -79,20 +79,24 @@ def best_spans_in_window(
     return out
 
 
-_TRIM = " \t\r\n\u3000，。、；：！？,.;:!?）)】」』\"'“”‘’"
-_LEADING = " \t\r\n\u3000，。、；：！？,.;:!?“‘「『（(【"
+_SEPARATORS = " \t\r\n\u3000，。、；：！？,.;:!?"
+_PAIRS = {"”": "“", "’": "‘", "）": "（", ")": "(", "】": "【", "」": "「", "』": "『", "》": "《"}
+_OPENERS = {v: k for k, v in _PAIRS.items()}
 
 
 def _trim(context: str, start: int, end: int) -> tuple[int, int]:
-    """Drop whitespace and dangling punctuation at the span edges (keep balanced closing quotes/brackets)."""
-    while start < end and context[start] in _LEADING:
-        start += 1
-    while end > start and context[end - 1] in _TRIM:
-        closer = context[end - 1]
-        opener = {"”": "“", "’": "‘", "）": "（", ")": "(", "】": "【", "」": "「", "』": "『"}.get(closer)
-        if opener and opener in context[start : end - 1]:
-            break
-        end -= 1
+    """Drop whitespace, separators and unbalanced quotes/brackets at the span edges."""
+    changed = True
+    while changed and start < end:
+        changed = False
+        if context[start] in _SEPARATORS or (
+            context[start] in _OPENERS and _OPENERS[context[start]] not in context[start + 1 : end]
+        ):
+            start, changed = start + 1, True
+        elif context[end - 1] in _SEPARATORS or (
+            context[end - 1] in _PAIRS and _PAIRS[context[end - 1]] not in context[start : end - 1]
+        ):
+            end, changed = end - 1, True
     return start, end
 
 

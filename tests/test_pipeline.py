@@ -1,0 +1,47 @@
+"""End to end with the real models: bundled articles -> FAISS + BM25 -> reader -> cited answer."""
+
+import pytest
+
+from qa.pipeline import QuestionError
+from tests.conftest import DOC_002, original
+
+
+def test_answer_with_citation_into_the_original_file(pipeline):
+    answer = pipeline.ask("中关村论坛是在哪一年创办的？")
+    assert answer.answer is not None and "2007" in answer.answer
+    citation = answer.citations[0]
+    assert citation.document == DOC_002
+    text = original(DOC_002)
+    assert text[citation.start : citation.end] == citation.quote
+    assert "2007" in citation.quote
+    assert citation.passage_start <= citation.start < citation.end <= citation.passage_end
+    assert citation.title == "开放合作 打造科技合作国家级平台"
+
+
+def test_answer_that_crosses_a_pdf_line_break(pipeline):
+    answer = pipeline.ask("解决某些问题时，经典计算机要花多长时间？")
+    assert answer.answer is not None and answer.answer.endswith("1万年")
+    citation = answer.citations[0]
+    # the quote is the original text, line break and all; the answer is the joined words
+    assert original(citation.document)[citation.start : citation.end] == citation.quote
+    assert "\n" in citation.quote
+    assert "".join(citation.quote.split()) == "".join(answer.answer.split())
+
+
+def test_question_the_articles_cannot_answer_is_refused(pipeline):
+    answer = pipeline.ask("火星表面的平均温度是多少摄氏度？")
+    assert answer.answer is None
+    assert answer.citations == []
+    assert answer.passages  # the closest passages are still shown
+
+
+@pytest.mark.parametrize("question", ["", "   \n", "问" * 600])
+def test_bad_questions_get_a_clear_error(pipeline, question):
+    with pytest.raises(QuestionError):
+        pipeline.ask(question)
+
+
+def test_documents_listing(pipeline):
+    docs = {d.id: d for d in pipeline.documents()}
+    assert docs[DOC_002].title == "开放合作 打造科技合作国家级平台"
+    assert docs[DOC_002].chunks > 5

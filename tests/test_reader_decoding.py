@@ -1,0 +1,29 @@
+"""Span decoding over start/end logits (no model needed)."""
+
+import numpy as np
+
+from qa.reader import _trim, best_spans_in_window, lower_ascii
+
+
+def test_best_span_respects_order_mask_and_length():
+    start = np.array([5.0, 0, 9, 0, 0, 0])
+    end = np.array([5.0, 0, 0, 0, 8, 10])
+    mask = np.array([False, True, True, True, True, False])  # [CLS] and the last token are not context
+    spans = best_spans_in_window(start, end, mask, max_answer_tokens=5)
+    assert spans[0][:2] == (2, 4)  # best start 2, best end 4 (5 is outside the context)
+    assert all(a <= b and mask[a] and mask[b] for a, b, _ in spans)
+    short = best_spans_in_window(start, end, mask, max_answer_tokens=2)
+    assert all(b - a < 2 for a, b, _ in short)
+
+
+def test_trim_drops_dangling_punctuation_but_keeps_balanced_quotes():
+    text = "，“开放合作·共享未来”主题。"
+    assert text[slice(*_trim(text, 0, 12))] == "“开放合作·共享未来”"
+    assert text[slice(*_trim(text, 1, 11))] == "开放合作·共享未来"  # lone opening quote dropped
+    assert text[slice(*_trim(text, 2, 15))] == "开放合作·共享未来”主题"  # a closing quote with no opener is inside the text
+    assert text[slice(*_trim(text, 12, 15))] == "主题"
+
+
+def test_ascii_lowercasing_keeps_length():
+    assert lower_ascii("Quafu平台AI") == "quafu平台ai"
+    assert len(lower_ascii("ÄQuafu")) == len("ÄQuafu")
