@@ -20,6 +20,7 @@ from retriever.embedder import Embedder
 from retriever.hybrid import HybridRetriever
 from retriever.index import CorpusIndex
 from retriever.normalize import normalize
+from retriever.script import to_simplified
 
 
 class QuestionError(ValueError):
@@ -46,7 +47,8 @@ class QAPipeline:
         searched = standalone_question(question, history or [])
         hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval)
         passages = [self._passage(chunk, score) for chunk, score in hits]
-        span = self.reader.answer(searched, [chunk.text for chunk, _ in hits])
+        # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
+        span = self.reader.answer(to_simplified(searched), [to_simplified(chunk.text) for chunk, _ in hits])
         if span is None:
             return Answer(question=question, searched_question=searched, answer=None, score=0.0, passages=passages)
         chunk = hits[span.passage][0]
@@ -57,7 +59,8 @@ class QAPipeline:
             passage_end=chunk.end, start=start, end=end, quote=doc.text[start:end],
             sentence_ids=list(chunk.sentences),
         )
-        return Answer(question=question, searched_question=searched, answer=span.text, score=span.margin,
+        return Answer(question=question, searched_question=searched, answer=chunk.text[span.start : span.end],
+                      score=span.margin,
                       citations=[citation], passages=passages)
 
     # documents -----------------------------------------------------------------------------------------

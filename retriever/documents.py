@@ -41,12 +41,29 @@ def decode_bytes(data: bytes, name: str) -> str:
         return data.decode("utf-16")
     if b"\x00" in data[:4096]:
         raise DocumentError(f"{name}: looks like a binary file, not text")
-    for encoding in ("utf-8-sig", "gb18030", "big5"):
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    # GB18030 decodes almost any bytes, Big5 text included: decode both and keep the one that reads as
+    # ordinary Chinese (common hanzi, ASCII, punctuation) rather than private-use or rare characters
+    candidates = []
+    for encoding in ("gb18030", "big5"):
         try:
-            return data.decode(encoding)
+            candidates.append((_plausibility(data.decode(encoding)), encoding))
         except UnicodeDecodeError:
             continue
-    raise DocumentError(f"{name}: cannot decode as UTF-8, GB18030 or Big5 text")
+    if not candidates or max(candidates)[0] < 0.5:
+        raise DocumentError(f"{name}: cannot decode as UTF-8, UTF-16, GB18030 or Big5 text")
+    return data.decode(max(candidates)[1])
+
+
+def _plausibility(text: str) -> float:
+    def ordinary(ch: str) -> bool:
+        o = ord(ch)
+        return 0x4E00 <= o <= 0x9FFF or 0x20 <= o < 0x7F or ch in "\n\r\t" or 0x3000 <= o <= 0x303F or 0xFF00 <= o <= 0xFFEF
+
+    return sum(map(ordinary, text)) / max(len(text), 1)
 
 
 def html_to_text(html: str) -> str:

@@ -6,6 +6,7 @@ import numpy as np
 
 from qa.models import quiet_transformers, resolve_model_path
 from qa.reader import lower_ascii
+from retriever.script import to_simplified
 
 
 class Embedder:
@@ -23,9 +24,9 @@ class Embedder:
     def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # m3e's tokenizer does not lowercase: "Quafu" would be [UNK] otherwise
+        # m3e's tokenizer does not lowercase: "Quafu" would be [UNK] otherwise; one script for both sides
         vectors = self.model.encode(
-            [lower_ascii(t) for t in texts],
+            [to_simplified(lower_ascii(t)) for t in texts],
             batch_size=batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,

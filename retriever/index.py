@@ -32,7 +32,7 @@ from retriever.embedder import Embedder
 from retriever.lexical import LexicalIndex, tokenize
 from retriever.stores.faiss_store import FaissStore
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclass

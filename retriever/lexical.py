@@ -14,6 +14,7 @@ import numpy as np
 
 from qa.reader import lower_ascii
 from retriever.normalize import is_cjk_letter
+from retriever.script import to_simplified
 
 
 @functools.lru_cache(maxsize=1)
@@ -23,17 +24,6 @@ def _jieba():
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
     return jieba
-
-
-@functools.lru_cache(maxsize=1)
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-def to_simplified(text: str) -> str:
-    return _t2s().convert(text)
 
 
 def _is_word(token: str) -> bool:
