@@ -50,3 +50,57 @@ class DocumentInfo(BaseModel):
     source: str = ""
     characters: int
     chunks: int
+
+
+# HTTP API requests and replies (shared by api/ and qa/client.py) ------------------------------------------
+class AskRequest(BaseModel):
+    """POST /v1/ask. history: earlier turns, oldest first, alternating question and answer text."""
+
+    model_config = {"extra": "forbid"}
+
+    question: str
+    top_k: int | None = Field(default=None, ge=1, le=20)
+    history: list[str] = Field(default_factory=list, max_length=40)
+
+
+class DocumentText(BaseModel):
+    """POST /v1/documents as JSON: the article text; id and title are derived when missing."""
+
+    model_config = {"extra": "forbid"}
+
+    text: str
+    id: str | None = None
+    title: str | None = None
+
+
+class DocumentDetail(DocumentInfo):
+    """GET /v1/documents/{id}: the document's metadata and its original text."""
+
+    text: str
+
+
+class DocumentsChanged(BaseModel):
+    """What a document write did: ids added, skipped (same content already indexed) and removed."""
+
+    added: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    documents: list[DocumentInfo] = Field(default_factory=list)  # the added documents
+
+
+class Readiness(BaseModel):
+    """GET /ready: ready only when the index and the models are loaded."""
+
+    ready: bool
+    status: str  # "ready", "loading" or "failed"
+    error: str | None = None
+    documents: int | None = None
+    chunks: int | None = None
+    model: str | None = None
+
+
+class ChatReply(BaseModel):
+    """A chat turn as the Python client returns it: the assistant's text and the structured Answer."""
+
+    text: str
+    answer: Answer

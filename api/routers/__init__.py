@@ -1,0 +1,1 @@
+"""One router per capability: health/readiness, ask, chat completions, documents, models."""
