@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Iterator
 
 import httpx
 
-from qa.types import Answer, AskRequest, ChatReply, DocumentInfo, DocumentsChanged, Readiness
+from qa.types import Answer, ChatReply, DocumentInfo, DocumentsChanged, Readiness
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=5.0)  # the first question after start-up can be slow on CPU
@@ -118,6 +118,14 @@ def _messages(question: str, history: list[str] | None) -> list[dict]:
         messages.append({"role": "user" if i % 2 == 0 else "assistant", "content": turn or ""})
     messages.append({"role": "user", "content": question})
     return messages
+
+
+def _ask_body(question: str, top_k: int | None, history: list[str] | None) -> dict:
+    """The AskRequest JSON; validated by the server, so bad input comes back as a BadRequestError."""
+    body: dict[str, Any] = {"question": question, "history": list(history or [])}
+    if top_k is not None:
+        body["top_k"] = top_k
+    return body
 
 
 def _chat_body(question: str, history: list[str] | None, top_k: int | None, stream: bool) -> dict:
@@ -235,7 +243,7 @@ class Client:
             time.sleep(interval)
 
     def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
-        body = AskRequest(question=question, top_k=top_k, history=list(history or [])).model_dump(exclude_none=True)
+        body = _ask_body(question, top_k, history)
         return Answer.model_validate(self._request("POST", "/v1/ask", json=body).json())
 
     def chat(self, question: str, history: list[str] | None = None, top_k: int | None = None) -> ChatReply:
@@ -313,7 +321,7 @@ class AsyncClient:
         return Readiness.model_validate(response.json())
 
     async def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
-        body = AskRequest(question=question, top_k=top_k, history=list(history or [])).model_dump(exclude_none=True)
+        body = _ask_body(question, top_k, history)
         return Answer.model_validate((await self._request("POST", "/v1/ask", json=body)).json())
 
     async def chat(self, question: str, history: list[str] | None = None, top_k: int | None = None) -> ChatReply:
