@@ -98,3 +98,8 @@ def model_for(role: str) -> str:
     if role not in roles:
         raise ModelNotFound(f"models.txt names no model for role {role!r}")
     return roles[role]
+
+
+def runtime_for(role: str) -> str:
+    """`torch` or `onnx-int8` for a role: QA_<ROLE>_RUNTIME, else `<role>_runtime` in models.txt, else torch."""
+    return os.environ.get(f"QA_{role.upper()}_RUNTIME") or read_models_file().get(f"{role}_runtime", "torch")

@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 
 from qa.followup import standalone_question
-from qa.models import model_for, resolve_model_path
+from qa.models import model_for, resolve_model_path, runtime_for
 from qa.reader import Reader
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
@@ -31,15 +31,17 @@ class QAPipeline:
     def __init__(self, settings: Settings | None = None, corpus: Path | None = None, progress: bool = False):
         self.settings = settings or Settings()
         seed = (lambda: [read_document(p) for p in iter_files([corpus])]) if corpus else bundled_documents
+        embedder = Embedder(model_for("embedder"), runtime_for("embedder"), self.settings.home)
         self.index = CorpusIndex.open(
-            self.settings.index_dir(corpus), Embedder(model_for("embedder")), seed,
+            self.settings.index_dir(corpus), embedder, seed,
             self.settings.chunk_size, self.settings.overlap, progress,
         )
         if corpus:  # an ad-hoc folder: follow its current contents
             self.sync_folder(corpus, progress)
         s = self.settings
         self.retriever = HybridRetriever(self.index, s.dense_weight, s.lexical_weight, s.rrf_k)
-        self.reader = Reader.load(resolve_model_path(model_for("reader")))
+        self.reader = Reader.load(resolve_model_path(model_for("reader")), runtime_for("reader"),
+                                  self.settings.home)
         if self.settings.no_answer_threshold is not None:
             self.reader.no_answer_threshold = self.settings.no_answer_threshold
 

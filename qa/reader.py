@@ -123,9 +123,11 @@ class Reader:
         self.max_answer_tokens = max_answer_tokens
         self.no_answer_threshold = no_answer_threshold
         self.batch_size = batch_size
+        self.onnx = None  # an OnnxQA when the int8 runtime is chosen
 
     @classmethod
-    def load(cls, model_path: str | Path, **settings) -> "Reader":
+    def load(cls, model_path: str | Path, runtime: str = "torch", cache_root: Path | None = None,
+             **settings) -> "Reader":
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -140,9 +142,21 @@ class Reader:
         config = Path(model_path) / "qa_reader.json"  # decoding settings tuned with the weights
         if config.exists():
             settings = {**json.loads(config.read_text(encoding="utf-8")), **settings}
-        return cls(model, tokenizer, **settings)
+        reader = cls(model, tokenizer, **settings)
+        if runtime == "onnx-int8":
+            import tempfile
+
+            from qa.onnx_runtime import OnnxQA, int8_model
+
+            cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
+            reader.onnx = OnnxQA(int8_model(Path(model_path), "qa", cache_root))
+        elif runtime != "torch":
+            raise ValueError(f"unknown reader runtime {runtime!r}: use torch or onnx-int8")
+        return reader
 
     def logits(self, encoding) -> tuple[np.ndarray, np.ndarray]:
+        if self.onnx is not None:
+            return self.onnx({k: encoding[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding})
         torch = self.torch
         starts, ends = [], []
         n = encoding["input_ids"].shape[0]
