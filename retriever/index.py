@@ -202,6 +202,7 @@ class CorpusIndex:
             new_texts.extend(c.text for c in doc_chunks)
         store = old.store.copy()
         store.add(np.array(new_ids, dtype=np.int64), self.embedder.embed(new_texts, progress=progress))
+        store.upgrade_if_large()  # exact search while small, IVF once the corpus crosses the line
         return State(manifest, docs, chunks, tokens, store, LexicalIndex.build(tokens))
 
     @contextlib.contextmanager

