@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import DEFAULT_JSON_BYTES, DEFAULT_UPLOAD_BYTES, BodyLimit
-from api.routers import ask, chat, documents, health, models
+from api.routers import ask, chat, documents, health, models, page
 from api.service import Service
 from qa.settings import Settings
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, pipeline=None, *, cors: list[st
     )
     app.state.service = service
     errors.install(app)
-    for module in (health, ask, chat, documents, models):
+    for module in (health, ask, chat, documents, models, page):
         app.include_router(module.router)
 
     origins = cors if cors is not None else cors_origins()

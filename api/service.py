@@ -82,10 +82,7 @@ class Service:
 
     def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None):
         self.refresh()
-        try:
-            return self.pipeline.ask(question, top_k=top_k, history=history)
-        except KeyError:  # a document removed between retrieval and citation: ask again over the new state
-            return self.pipeline.ask(question, top_k=top_k, history=history)
+        return self.pipeline.ask(question, top_k=top_k, history=history)  # one index snapshot per question
 
     def model_names(self) -> dict:
         from qa.models import model_for

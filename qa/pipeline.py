@@ -48,15 +48,16 @@ class QAPipeline:
     def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
         question = self.check_question(question)
         searched = standalone_question(question, history or [])
-        hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval)
-        passages = [self._passage(chunk, score) for chunk, score in hits]
+        state = self.index.state  # one snapshot for the whole question, whatever writes happen meanwhile
+        hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval, state)
+        passages = [self._passage(state.documents[chunk.doc_id], chunk, score) for chunk, score in hits]
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
         span = self.reader.answer(to_simplified(searched), [to_simplified(chunk.text) for chunk, _ in hits])
         if span is None:
             return Answer(question=question, searched_question=searched, answer=None, score=0.0, passages=passages)
         chunk = hits[span.passage][0]
-        start, end = self._normalized(chunk.doc_id).to_original(chunk.norm_start + span.start, chunk.norm_start + span.end)
-        doc = self.index.documents[chunk.doc_id]
+        doc = state.documents[chunk.doc_id]
+        start, end = normalized(doc.text).to_original(chunk.norm_start + span.start, chunk.norm_start + span.end)
         citation = Citation(
             document=doc.id, title=doc.title, passage=chunk.text, passage_start=chunk.start,
             passage_end=chunk.end, start=start, end=end, quote=doc.text[start:end],
@@ -97,13 +98,13 @@ class QAPipeline:
             raise QuestionError(f"the question is longer than {self.settings.max_question_chars} characters")
         return question
 
-    @functools.lru_cache(maxsize=256)
-    def _normalized_cached(self, doc_id: str, fingerprint: str):
-        return normalize(self.index.documents[doc_id].text)
+    @staticmethod
+    def _passage(doc: Document, chunk, score: float) -> Passage:
+        return Passage(document=doc.id, title=doc.title, text=chunk.text, start=chunk.start, end=chunk.end,
+                       score=score, sentence_ids=list(chunk.sentences))
 
-    def _normalized(self, doc_id: str):
-        return self._normalized_cached(doc_id, self.index.documents[doc_id].fingerprint)
 
-    def _passage(self, chunk, score: float) -> Passage:
-        return Passage(document=chunk.doc_id, title=self.index.documents[chunk.doc_id].title, text=chunk.text,
-                       start=chunk.start, end=chunk.end, score=score, sentence_ids=list(chunk.sentences))
+@functools.lru_cache(maxsize=256)
+def normalized(text: str):
+    """Normalised text of a document (cached: the answer's offsets map back through it)."""
+    return normalize(text)

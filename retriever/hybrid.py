@@ -18,18 +18,20 @@ class HybridRetriever:
     rrf_k: int = 60
     candidates: int = 30  # how deep each half looks before fusing
 
-    def retrieve(self, question: str, k: int, mode: str = "hybrid") -> list[tuple[Chunk, float]]:
+    def retrieve(self, question: str, k: int, mode: str = "hybrid", state=None) -> list[tuple[Chunk, float]]:
+        """Top-k chunks; pass one index state to keep a whole question on one consistent snapshot."""
+        state = state or self.index.state
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
         depth = max(k, self.candidates)
         if mode == "dense":
-            return self.index.search_dense(question, k)
+            return self.index.search_dense(question, k, state)
         if mode == "bm25":
-            return self.index.search_lexical(question, k)
+            return self.index.search_lexical(question, k, state)
         fused: dict[tuple[str, int], list] = {}
         for weight, hits in (
-            (self.dense_weight, self.index.search_dense(question, depth)),
-            (self.lexical_weight, self.index.search_lexical(question, depth)),
+            (self.dense_weight, self.index.search_dense(question, depth, state)),
+            (self.lexical_weight, self.index.search_lexical(question, depth, state)),
         ):
             for rank, (chunk, _) in enumerate(hits):
                 key = (chunk.doc_id, chunk.start)

@@ -118,13 +118,13 @@ class CorpusIndex:
     def documents(self) -> dict[str, Document]:
         return self.state.documents
 
-    def search_dense(self, query: str, k: int) -> list[tuple[Chunk, float]]:
-        state = self.state
+    def search_dense(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
+        state = state or self.state
         vector = self.embedder.embed([query])[0]
         return [(state.chunks[i], s) for i, s in state.store.search(vector, k) if i in state.chunks]
 
-    def search_lexical(self, query: str, k: int) -> list[tuple[Chunk, float]]:
-        state = self.state
+    def search_lexical(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
+        state = state or self.state
         return [(state.chunks[i], s) for i, s in state.lexical.search(query, k) if i in state.chunks]
 
     # ---------------------------------------------------------------- writing
