@@ -46,6 +46,8 @@ TOKEN = "page-test-token"
 EASY = "中关村论坛是哪一年诞生的？"
 FOLLOW_UP = "它的主题是什么？"  # -> 中关村论坛的主题是什么？ only if the history was sent
 NONSENSE = "火星上有多少只猫？"
+DESKTOP = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
 UPLOAD_NAME = "moonlake.txt"
 UPLOAD_TEXT = (
     '月光湖科技节闭幕<img src=x onerror="window.__pwned=1">\n\n'
@@ -221,8 +223,10 @@ def test_chat_page_end_to_end(server, browser, tmp_path):
     assert httpx.get(url + "/").headers["content-type"].startswith("text/html")
     assert httpx.get(url + "/static/app.js").status_code == 200
     assert httpx.get(url + "/static/../api/app.py").status_code == 404
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", DESKTOP)
     driver.get(url + "/")
     assert driver.title.startswith("新闻问答")
+    assert js(driver, "return [window.innerWidth, window.innerHeight]") == [1280, 900]
     wait(driver, lambda d: status(d)[1] != "正在连接服务器…", timeout=30, message="the page never polled /ready")
     state, text = status(driver)
     assert state in ("loading", "ready"), (state, text)
@@ -341,10 +345,9 @@ def test_chat_page_end_to_end(server, browser, tmp_path):
     wait(driver, lambda d: status(d)[0] == "ready", timeout=30)
 
     # the phone: one column, documents in a drawer, the article over the chat ----------------------------------------
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
     try:
-        assert js(driver, "return window.innerWidth") == 390
+        assert js(driver, "return [window.innerWidth, window.innerHeight]") == [390, 844]
         reply = ask(driver, EASY)
         assert "2007" in (check_reply(driver, reply) or "")
         assert js(driver, "return document.documentElement.scrollWidth <= window.innerWidth")
@@ -361,7 +364,7 @@ def test_chat_page_end_to_end(server, browser, tmp_path):
         time.sleep(0.4)  # the drawer slides in
         screenshot(driver, "phone-documents.png")
     finally:
-        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", DESKTOP)
 
     # the server goes away: the page says so, and a question fails with a clear message ---------------------------
     process.terminate()
