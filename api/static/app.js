@@ -105,7 +105,10 @@
     state.server = server;
     state.serverError = error || null;
     renderStatus();
-    if (server === "ready" && !wasReady) loadDocuments();
+    if (server === "ready" && !wasReady) {
+      state.docCache.clear(); // the server may have restarted over other documents
+      loadDocuments();
+    }
   }
 
   function schedulePoll(ms) {
@@ -119,8 +122,11 @@
       let body = {};
       try { body = await response.json(); } catch (_) { /* keep {} */ }
       if (response.ok && body.ready) {
-        state.documents = typeof body.documents === "number" ? body.documents : state.documents;
+        const changed = state.server === "ready" && typeof body.documents === "number"
+          && body.documents !== state.documents; // added or removed elsewhere (qa add, another tab)
+        if (typeof body.documents === "number") state.documents = body.documents;
         setServer("ready");
+        if (changed) loadDocuments();
       } else if (body.status === "failed") {
         setServer("failed", body.error);
       } else {
@@ -248,7 +254,8 @@
     addMessage("user", question);
     const bubble = addMessage("assistant", "");
     bubble.dataset.state = "streaming";
-    const messages = state.conversation.concat([{ role: "user", content: question }]);
+    // the history: earlier answered turns (the last 20), so follow-ups like 它/他 resolve on the server
+    const messages = state.conversation.slice(-40).concat([{ role: "user", content: question }]);
     let response;
     try {
       response = await fetch("/v1/chat/completions", {
