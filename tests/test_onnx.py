@@ -1,0 +1,30 @@
+"""The int8 ONNX runtime agrees with PyTorch (exported once into the data directory, then cached)."""
+
+from qa.models import model_for, resolve_model_path
+from qa.reader import Reader
+from retriever.embedder import Embedder
+from tests.conftest import DOC_002, original
+
+
+def test_int8_embedder_matches_fp32(tmp_path, embedder):
+    fast = Embedder("m3e-small", "onnx-int8", tmp_path)
+    assert fast.name == "m3e-small@onnx-int8"  # the index records the runtime, so a switch rebuilds
+    texts = ["量子计算云平台Quafu亮相", "中关村论坛在京举行", "今天天气晴朗", "邓鸿森说，中国的创新成就令世人瞩目。"]
+    cosine = (embedder.embed(texts) * fast.embed(texts)).sum(axis=1)
+    assert cosine.min() > 0.97
+    assert list(tmp_path.glob("onnx/encoder-*/model.int8.onnx"))  # cached for the next process
+
+
+def test_int8_reader_gives_the_same_answers(tmp_path):
+    path = resolve_model_path(model_for("reader"))
+    slow = Reader.load(path, "torch")
+    fast = Reader.load(path, "onnx-int8", tmp_path)
+    context = original(DOC_002).replace("\n", "")[:1200]
+    questions = ["中关村论坛是哪一年诞生的？", "比尔·盖茨在哪个基金会任职？", "经典计算机需要多长时间？",
+                 "量子计算机需要多少秒？", "中关村是中国第几个国家自主创新示范区？"]
+    same = 0
+    for q in questions:
+        a, b = slow.read(q, [context], 1)[0], fast.read(q, [context], 1)[0]
+        same += a.text == b.text
+        assert abs(a.margin - b.margin) < 2.0
+    assert same >= len(questions) - 1
