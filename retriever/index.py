@@ -284,3 +284,6 @@ class CorpusIndex:
         for path in (self.root / "documents").glob("*.txt"):
             if path.stem not in live:
                 path.unlink(missing_ok=True)
+        # half-written texts of a writer killed mid-commit (only writers make them, under this same lock)
+        for path in (self.root / "documents").glob(".*.tmp"):
+            path.unlink(missing_ok=True)
