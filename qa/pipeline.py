@@ -47,7 +47,9 @@ class QAPipeline:
 
     def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
         question = self.check_question(question)
-        searched = standalone_question(question, history or [])
+        # history is context from the client: a lone surrogate there becomes U+FFFD instead of a crash
+        history = [h.encode("utf-8", "replace").decode("utf-8") if isinstance(h, str) else "" for h in history or []]
+        searched = standalone_question(question, history)
         state = self.index.state  # one snapshot for the whole question, whatever writes happen meanwhile
         hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval, state)
         passages = [self._passage(state.documents[chunk.doc_id], chunk, score) for chunk, score in hits]
@@ -69,11 +71,11 @@ class QAPipeline:
 
     # documents -----------------------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:
-        docs = self.index.state.manifest.documents
+        state = self.index.state  # one snapshot: a write meanwhile must not make the list disagree with itself
         return [
             DocumentInfo(id=i, title=m["title"], source=m.get("source", ""),
-                         characters=len(self.index.documents[i].text), chunks=len(m["chunk_ids"]))
-            for i, m in sorted(docs.items())
+                         characters=len(state.documents[i].text), chunks=len(m["chunk_ids"]))
+            for i, m in sorted(state.manifest.documents.items())
         ]
 
     def add_documents(self, documents: list[Document], progress: bool = False) -> tuple[list[str], list[str]]:
@@ -96,6 +98,10 @@ class QAPipeline:
         question = question.strip()
         if len(question) > self.settings.max_question_chars:
             raise QuestionError(f"the question is longer than {self.settings.max_question_chars} characters")
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError:  # lone UTF-16 surrogates (e.g. JSON "\ud800"): no model can read them
+            raise QuestionError("the question is not valid Unicode text (it has lone surrogate characters)") from None
         return question
 
     @staticmethod

@@ -38,7 +38,10 @@ def title_of(text: str) -> str:
 def decode_bytes(data: bytes, name: str) -> str:
     """Decode UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030/Big5; refuse binary data."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:  # odd length, lone surrogates: say so rather than crash
+            raise DocumentError(f"{name}: broken UTF-16 text ({exc.reason} at byte {exc.start})") from None
     if b"\x00" in data[:4096]:
         raise DocumentError(f"{name}: looks like a binary file, not text")
     try:

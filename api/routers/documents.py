@@ -108,6 +108,11 @@ async def _from_json(request: Request) -> list[Document]:
         raise ApiError(422, "the document text is empty")
     if "\x00" in body.text:
         raise ApiError(400, "the document text contains NUL characters; send plain text")
+    for field, value in (("text", body.text), ("title", body.title or "")):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # JSON escapes like "\ud800": not text, and not storable as UTF-8
+            raise ApiError(400, f"the document {field} is not valid Unicode (lone surrogate characters)") from None
     import hashlib
 
     fingerprint = hashlib.sha256(body.text.encode("utf-8")).hexdigest()[:16]
