@@ -163,3 +163,21 @@ def check_index(root: Path, expected: dict[str, str], must_have: set[str]) -> se
         assert norm.text[chunk.norm_start:chunk.norm_end] == chunk.text, f"chunk {cid} does not match its document"
         assert cid in state.manifest.documents[chunk.doc_id]["chunk_ids"]
     return set(docs)
+
+
+def isolated_pipeline(pipeline, home: Path):
+    """The session pipeline's models over an index of its own (bundled articles) in `home`: tests that write
+    documents or fuzz the API do not disturb the shared index, and load no second copy of the models."""
+    import copy
+    import dataclasses
+
+    from retriever.documents import bundled_documents
+    from retriever.hybrid import HybridRetriever
+    from retriever.index import CorpusIndex
+
+    own = copy.copy(pipeline)
+    own.settings = s = dataclasses.replace(pipeline.settings, home=Path(home), api_token=None)
+    own.index = CorpusIndex.open(Path(home) / "index", pipeline.index.embedder, bundled_documents, s.chunk_size,
+                                 s.overlap)
+    own.retriever = HybridRetriever(own.index, s.dense_weight, s.lexical_weight, s.rrf_k)
+    return own
