@@ -21,7 +21,11 @@ app = typer.Typer(help="Question answering over Chinese articles, with cited ans
 NOT_FOUND = "文章中没有找到答案 (the articles don't say)."
 
 
-def _settings(home: Optional[Path], top_k: Optional[int] = None, retrieval: Optional[str] = None):
+STORE_HELP = "faiss (default), a milvus-lite file ending in .db, or a Milvus URI like http://host:19530 (QA_STORE)"
+
+
+def _settings(home: Optional[Path], top_k: Optional[int] = None, retrieval: Optional[str] = None,
+              store: Optional[str] = None):
     from qa.settings import Settings
 
     settings = Settings()
@@ -31,19 +35,22 @@ def _settings(home: Optional[Path], top_k: Optional[int] = None, retrieval: Opti
         settings.top_k = top_k
     if retrieval:
         settings.retrieval = retrieval
+    if store:
+        settings.store = store
     return settings
 
 
-def _pipeline(home=None, corpus=None, top_k=None, retrieval=None, quiet=False):
+def _pipeline(home=None, corpus=None, top_k=None, retrieval=None, quiet=False, store=None):
     from qa.pipeline import QAPipeline
     from retriever.documents import DocumentError
+    from retriever.index import IndexError_
 
     try:
         if quiet:
-            return QAPipeline(_settings(home, top_k, retrieval), corpus=corpus, progress=False)
+            return QAPipeline(_settings(home, top_k, retrieval, store), corpus=corpus, progress=False)
         with err.status("loading models and index…"):
-            return QAPipeline(_settings(home, top_k, retrieval), corpus=corpus, progress=True)
-    except (DocumentError, FileNotFoundError) as exc:
+            return QAPipeline(_settings(home, top_k, retrieval, store), corpus=corpus, progress=True)
+    except (DocumentError, FileNotFoundError, IndexError_) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2)
 
@@ -77,6 +84,7 @@ def ask_main(
     home: Optional[Path] = typer.Option(None, "--home", help="data directory (default: QA_HOME or cache dir)"),
     retrieval: Optional[str] = typer.Option(None, "--retrieval", help="hybrid (default), dense or bm25"),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="run a question file and print EM/F1"),
+    store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
 ):
     """Ask a question in Chinese about the indexed articles."""
     from qa.pipeline import QuestionError
@@ -86,7 +94,7 @@ def ask_main(
     if corpus is not None and not corpus.is_dir():
         err.print(f"[red]error:[/red] --corpus {escape(str(corpus))} is not a folder")
         raise typer.Exit(2)
-    pipeline = _pipeline(home, corpus, top_k, retrieval, quiet=json_out)
+    pipeline = _pipeline(home, corpus, top_k, retrieval, quiet=json_out, store=store)
     if question is not None:
         try:
             answer = pipeline.ask(question)
@@ -126,24 +134,27 @@ def ask_cmd(
     corpus: Optional[Path] = typer.Option(None, "--corpus"),
     home: Optional[Path] = typer.Option(None, "--home"),
     retrieval: Optional[str] = typer.Option(None, "--retrieval"),
+    store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
 ):
     """Same as the `ask` command."""
-    ask_main(question, json_out, top_k, corpus, home, retrieval, None)
+    ask_main(question, json_out, top_k, corpus, home, retrieval, None, store)
 
 
 @app.command("index")
-def index_cmd(home: Optional[Path] = typer.Option(None, "--home")):
+def index_cmd(home: Optional[Path] = typer.Option(None, "--home"),
+              store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Build the index now (it is also built on first use), and say what is in it."""
-    pipeline = _pipeline(home)
+    pipeline = _pipeline(home, store=store)
     docs = pipeline.documents()
     console.print(f"index at {pipeline.index.root}: {len(docs)} documents, "
                   f"{sum(d.chunks for d in docs)} chunks, model {pipeline.index.embedder.name}")
 
 
 @app.command("reindex")
-def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home")):
+def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home"),
+                store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Rebuild the index from the stored documents (after changing the model or chunking)."""
-    pipeline = _pipeline(home)
+    pipeline = _pipeline(home, store=store)
     pipeline.index.rebuild(progress=True)
     console.print(f"rebuilt: {len(pipeline.documents())} documents")
 
@@ -152,6 +163,7 @@ def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home")):
 def add_cmd(
     paths: list[Path] = typer.Argument(..., help="files or folders (.txt .md .html .pdf)"),
     home: Optional[Path] = typer.Option(None, "--home"),
+    store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
 ):
     """Add articles to the index (same content is not indexed twice)."""
     from retriever.documents import DocumentError, iter_files, read_document
@@ -166,7 +178,7 @@ def add_cmd(
     if not docs and failed == 0:
         err.print("[red]error:[/red] no supported files found")
         raise typer.Exit(2)
-    pipeline = _pipeline(home)
+    pipeline = _pipeline(home, store=store)
     added, skipped = pipeline.add_documents(docs, progress=True)
     for doc_id in added:
         console.print(f"added {doc_id}")
@@ -177,9 +189,10 @@ def add_cmd(
 
 
 @app.command("list")
-def list_cmd(home: Optional[Path] = typer.Option(None, "--home"), json_out: bool = typer.Option(False, "--json")):
+def list_cmd(home: Optional[Path] = typer.Option(None, "--home"), json_out: bool = typer.Option(False, "--json"),
+             store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """List the indexed documents."""
-    docs = _pipeline(home, quiet=json_out).documents()
+    docs = _pipeline(home, quiet=json_out, store=store).documents()
     if json_out:
         print(json.dumps([d.model_dump() for d in docs], ensure_ascii=False, indent=2))
         return
@@ -188,9 +201,10 @@ def list_cmd(home: Optional[Path] = typer.Option(None, "--home"), json_out: bool
 
 
 @app.command("remove")
-def remove_cmd(doc_ids: list[str] = typer.Argument(...), home: Optional[Path] = typer.Option(None, "--home")):
+def remove_cmd(doc_ids: list[str] = typer.Argument(...), home: Optional[Path] = typer.Option(None, "--home"),
+               store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Remove documents by id."""
-    pipeline = _pipeline(home)
+    pipeline = _pipeline(home, store=store)
     removed = pipeline.remove_documents(doc_ids)
     for doc_id in doc_ids:
         if doc_id in removed:

@@ -17,8 +17,8 @@ from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, bundled_documents, iter_files, read_document
 from retriever.embedder import Embedder
+from retriever.factory import open_index
 from retriever.hybrid import HybridRetriever
-from retriever.index import CorpusIndex
 from retriever.normalize import normalize
 from retriever.script import to_simplified
 
@@ -32,10 +32,7 @@ class QAPipeline:
         self.settings = settings or Settings()
         seed = (lambda: [read_document(p) for p in iter_files([corpus])]) if corpus else bundled_documents
         embedder = Embedder(model_for("embedder"), runtime_for("embedder"), self.settings.home)
-        self.index = CorpusIndex.open(
-            self.settings.index_dir(corpus), embedder, seed,
-            self.settings.chunk_size, self.settings.overlap, progress,
-        )
+        self.index = open_index(self.settings, corpus, embedder, seed, progress)  # FAISS or Milvus (settings.store)
         if corpus:  # an ad-hoc folder: follow its current contents
             self.sync_folder(corpus, progress)
         s = self.settings

@@ -31,6 +31,8 @@ class Settings:
     lexical_weight: float = field(default_factory=lambda: _env("LEXICAL_WEIGHT", 2.0, float))
     rrf_k: int = field(default_factory=lambda: _env("RRF_K", 10, int))
     api_token: str | None = field(default_factory=lambda: _env("API_TOKEN", None))
+    # where the index lives: "faiss" (folders under home), a milvus-lite path ending in .db, or http://host:19530
+    store: str = field(default_factory=lambda: _env("STORE", "faiss"))
     max_question_chars: int = 500
 
     def index_dir(self, corpus: Path | None = None) -> Path:
