@@ -62,8 +62,9 @@ class QAPipeline:
             passage_end=chunk.end, start=start, end=end, quote=doc.text[start:end],
             sentence_ids=list(chunk.sentences),
         )
-        return Answer(question=question, searched_question=searched, answer=chunk.text[span.start : span.end],
-                      score=span.margin,
+        # the answer is the article's own words: the original span with only its line breaks taken out
+        words = "".join(doc.text[start:end].split("\n")).replace("\r", "").strip()
+        return Answer(question=question, searched_question=searched, answer=words, score=span.margin,
                       citations=[citation], passages=passages)
 
     # documents -----------------------------------------------------------------------------------------
