@@ -4,7 +4,7 @@
     python tests/reliability.py --full     # the long forms: 100+10+6 kills, 60 s of concurrency, 32 clients x 60 s,
                                            # 150 schemathesis examples per operation, 1000 hypothesis examples
 
-Extra arguments go to pytest (e.g. -k crash). Everything runs on 127.0.0.1 with throw-away QA_HOME folders.
+Extra arguments go to pytest (e.g. -k crash); their figures are then appended to RELIABILITY.md. Everything runs on 127.0.0.1 with throw-away QA_HOME folders.
 """
 
 from __future__ import annotations
@@ -35,8 +35,23 @@ def main(argv: list[str]) -> int:
     minutes = (time.monotonic() - started) / 60
     rows = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines() if line.strip()]
     report.unlink(missing_ok=True)
+    if extra:  # a partial run (e.g. -k test_load): add its figures below the last whole run's
+        with open(ROOT / "RELIABILITY.md", "a", encoding="utf-8") as f:
+            f.write(f"\n# Partial re-run: {' '.join(extra)} ({'full' if full else 'fast'}, "
+                    f"{time.strftime('%Y-%m-%d %H:%M')}, exit code {code})\n\n")
+            f.write("\n".join(section(row) for row in rows))
+        return code
     write_markdown(rows, full, code, minutes)
     return code
+
+
+def section(row: dict) -> str:
+    row = dict(row)
+    name = row.pop("test")
+    row.pop("full", None)
+    row.pop("at", None)
+    return "\n".join([f"## {name}", ""] + [f"- {k.replace('_', ' ')}: {json.dumps(v, ensure_ascii=False)}"
+                                             for k, v in row.items()] + [""])
 
 
 def write_markdown(rows: list[dict], full: bool, code: int, minutes: float) -> None:
@@ -52,15 +67,7 @@ def write_markdown(rows: list[dict], full: bool, code: int, minutes: float) -> N
         f"- machine: {os.cpu_count()} CPU cores (shared with a training job), Python {platform.python_version()}",
         "",
     ]
-    for row in rows:
-        name = row.pop("test")
-        row.pop("full", None)
-        row.pop("at", None)
-        lines.append(f"## {name}")
-        lines.append("")
-        for key, value in row.items():
-            lines.append(f"- {key.replace('_', ' ')}: {json.dumps(value, ensure_ascii=False)}")
-        lines.append("")
+    lines += [section(row) for row in rows]
     lines += [
         "## What is checked",
         "",
