@@ -2,7 +2,7 @@
 
     python -m qa.training.ship runs/reader-v1/best --out qa/weights/reader
 
-The threshold is chosen end to end (retrieval + reader) on the tune half of tests/data/dev_questions.jsonl,
+The threshold (and the answer-type slack, see qa.reader.Reader.answer) is chosen end to end (retrieval + reader) on the tune half of tests/data/dev_questions.jsonl,
 never on the report half: the highest answerable F1 + no-answer accuracy with at most 5% of answerable
 questions refused. It is stored with the weights in qa_reader.json.
 """
@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 
 
-def margins(pipeline, items: list[dict]) -> list[tuple[dict, float, str | None]]:
+def margins(pipeline, items: list[dict], type_slack: float = 0.0) -> list[tuple[dict, float, str | None]]:
     """(question, best span margin, span text) with refusals switched off."""
     pipeline.reader.no_answer_threshold = -1e9
+    pipeline.reader.type_slack = type_slack
     out = []
     for item in items:
         answer = pipeline.ask(item["question"])
@@ -67,8 +68,13 @@ def main(argv=None):
     os.environ["QA_READER_MODEL"] = str(args.checkpoint.resolve())
     pipeline = QAPipeline(settings)
     pipeline.reader.max_length, pipeline.reader.stride = args.max_length, args.stride
-    threshold, figures = choose_threshold(margins(pipeline, load_questions(args.questions, "tune")))
-    print(f"threshold {threshold:.2f} on the tune split: {figures}")
+    tune = load_questions(args.questions, "tune")
+    choices = []
+    for slack in (0.0, 1.0, 2.0, 4.0):
+        threshold, figures = choose_threshold(margins(pipeline, tune, slack))
+        print(f"type_slack {slack}: threshold {threshold:.2f} on the tune split: {figures}")
+        choices.append((figures["f1"] + figures["no_answer_accuracy"], -slack, threshold, slack))
+    _, _, threshold, slack = max(choices)
 
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -76,7 +82,8 @@ def main(argv=None):
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(str(args.checkpoint)).save_pretrained(tmp)
     (tmp / "qa_reader.json").write_text(json.dumps(
-        {"no_answer_threshold": threshold, "max_length": args.max_length, "stride": args.stride}, indent=2))
+        {"no_answer_threshold": threshold, "type_slack": slack, "max_length": args.max_length,
+         "stride": args.stride}, indent=2))
     shutil.rmtree(args.out, ignore_errors=True)
     os.replace(tmp, args.out)
     print(f"wrote {args.out} ({sum(p.stat().st_size for p in args.out.iterdir()) / 2**20:.1f} MB)")
