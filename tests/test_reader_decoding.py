@@ -27,3 +27,24 @@ def test_trim_drops_dangling_punctuation_but_keeps_balanced_quotes():
 def test_ascii_lowercasing_keeps_length():
     assert lower_ascii("Quafu平台AI") == "quafu平台ai"
     assert len(lower_ascii("ÄQuafu")) == len("ÄQuafu")
+
+
+def test_number_questions_prefer_a_numeral_span_within_the_slack():
+    from qa.reader import Reader, Span, asks_for_number
+
+    assert asks_for_number("中关村论坛是哪一年诞生的？") and asks_for_number("来自多少个国家和地区？")
+    assert not asks_for_number("西湖大学校长是谁？")
+
+    class Fixed(Reader):
+        def read(self, question, passages, n_best=5):
+            return [Span(0, 0, 2, "论坛", 9.0, 5.0), Span(0, 3, 8, "2007年", 8.0, 4.0),
+                    Span(0, 9, 11, "中国", 7.0, 3.0)][:n_best]
+
+    reader = Fixed(model=None, tokenizer=None, type_slack=2.0)
+    chosen = reader.answer("哪一年诞生的？", ["…"])
+    assert chosen.text == "2007年" and chosen.margin == 5.0  # the best margin decides whether to answer
+    assert reader.answer("是什么论坛？", ["…"]).text == "论坛"  # not a number question
+    reader.type_slack = 0.5
+    assert reader.answer("哪一年诞生的？", ["…"]).text == "论坛"  # the numeral span scores too far below
+    reader.no_answer_threshold = 6.0
+    assert reader.answer("哪一年诞生的？", ["…"]) is None
