@@ -95,6 +95,15 @@ def ask_main(
         err.print(f"[red]error:[/red] --corpus {escape(str(corpus))} is not a folder")
         raise typer.Exit(2)
     pipeline = _pipeline(home, corpus, top_k, retrieval, quiet=json_out, store=store)
+    if question == "-" and json_out:  # JSON Lines: one question per line in, one Answer per line out
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            try:
+                print(pipeline.ask(line.strip()).model_dump_json(), flush=True)
+            except QuestionError as exc:
+                print(json.dumps({"question": line.strip(), "error": str(exc)}, ensure_ascii=False), flush=True)
+        return
     if question is not None:
         try:
             answer = pipeline.ask(question)
@@ -115,7 +124,11 @@ def ask_main(
             break
         if not line:
             break
-        answer = pipeline.ask(line, history=history)
+        try:
+            answer = pipeline.ask(line, history=history)
+        except QuestionError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            continue
         if answer.searched_question != line:
             console.print(f"[dim](searched: {escape(answer.searched_question)})[/dim]")
         print_answer(answer)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+import unicodedata
 from pathlib import Path
 
 from qa.followup import standalone_question
@@ -15,7 +16,7 @@ from qa.models import model_for, resolve_model_path, runtime_for
 from qa.reader import Reader
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
-from retriever.documents import Document, bundled_documents, iter_files, read_document
+from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
 from retriever.embedder import Embedder
 from retriever.factory import open_index
 from retriever.hybrid import HybridRetriever
@@ -30,6 +31,8 @@ class QuestionError(ValueError):
 class QAPipeline:
     def __init__(self, settings: Settings | None = None, corpus: Path | None = None, progress: bool = False):
         self.settings = settings or Settings()
+        if corpus is not None and not iter_files([corpus]):
+            raise DocumentError(f"{corpus}: no .txt, .md, .html or .pdf files in this folder")
         seed = (lambda: [read_document(p) for p in iter_files([corpus])]) if corpus else bundled_documents
         embedder = Embedder(model_for("embedder"), runtime_for("embedder"), self.settings.home)
         self.index = open_index(self.settings, corpus, embedder, seed, progress)  # FAISS or Milvus (settings.store)
@@ -94,6 +97,8 @@ class QAPipeline:
         if not isinstance(question, str) or not question.strip():
             raise QuestionError("the question is empty")
         question = question.strip()
+        if not any(unicodedata.category(c)[0] in "LN" for c in question):
+            raise QuestionError("the question has no words, only punctuation or symbols")
         if len(question) > self.settings.max_question_chars:
             raise QuestionError(f"the question is longer than {self.settings.max_question_chars} characters")
         try:

@@ -62,16 +62,25 @@ def best_spans_in_window(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
     mask: np.ndarray,
-    max_answer_tokens: int,
+    max_answer_chars: int,
     n_best: int = 5,
+    offsets: np.ndarray | None = None,
 ) -> list[tuple[int, int, float]]:
-    """Top (start_token, end_token, score) with start <= end < start + max_answer_tokens inside the context."""
+    """Top (start_token, end_token, score) with start <= end inside the context, at most max_answer_chars long.
+
+    Length is measured in characters of the passage (token offsets), not tokens: a long organisation name such as
+    "北京微芯区块链与边缘计算研究院" is never cut, and a run of Latin word pieces is not over-counted.
+    """
     s = np.where(mask, start_logits, -np.inf)
     e = np.where(mask, end_logits, -np.inf)
     scores = s[:, None] + e[None, :]
     n = len(s)
     i, j = np.indices((n, n))
-    scores[(j < i) | (j - i >= max_answer_tokens)] = -np.inf
+    if offsets is None:  # one character per token
+        length = j - i + 1
+    else:
+        length = offsets[:, 1][None, :] - offsets[:, 0][:, None]
+    scores[(j < i) | (length > max_answer_chars)] = -np.inf
     flat = np.argsort(scores, axis=None)[::-1][:n_best]
     out = []
     for k in flat:
@@ -120,7 +129,7 @@ class Reader:
         tokenizer,
         max_length: int = 256,
         stride: int = 64,
-        max_answer_tokens: int = 40,
+        max_answer_chars: int = 60,
         no_answer_threshold: float = 0.0,
         batch_size: int = 16,
         type_slack: float = 0.0,
@@ -132,7 +141,7 @@ class Reader:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.stride = stride
-        self.max_answer_tokens = max_answer_tokens
+        self.max_answer_chars = max_answer_chars
         self.no_answer_threshold = no_answer_threshold
         self.batch_size = batch_size
         self.onnx = None  # an OnnxQA when the int8 runtime is chosen
@@ -198,7 +207,7 @@ class Reader:
             null = float(start_logits[w, 0] + end_logits[w, 0])
             mask = context_mask(enc, w)
             for a, b, score in best_spans_in_window(
-                start_logits[w], end_logits[w], mask, self.max_answer_tokens, n_best
+                start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets
             ):
                 cs, ce = _trim(passages[p], int(offsets[a][0]), int(offsets[b][1]))
                 if cs >= ce:

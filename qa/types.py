@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 
 class Passage(BaseModel):
@@ -29,6 +29,11 @@ class Citation(BaseModel):
     end: int
     quote: str  # original_text[start:end], exactly as the file has it (PDF line breaks included)
     sentence_ids: list[int] = Field(default_factory=list)
+
+    @computed_field  # the cited passage under the name the first JSON shape used
+    @property
+    def text(self) -> str:
+        return self.passage
 
 
 class Answer(BaseModel):

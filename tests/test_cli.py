@@ -44,6 +44,28 @@ def test_ask_plain_output_and_errors(home):
     assert missing.returncode == 2 and "not a folder" in missing.stderr
 
 
+def test_ask_json_lines_from_stdin(home):
+    out = run(home, "ask", "--json", "-", input="中关村论坛是在哪一年创办的？\n\n？？\n火星表面的平均温度是多少摄氏度？\n").stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 3
+    assert "2007" in rows[0]["answer"] and rows[0]["citations"][0]["text"]
+    assert "error" in rows[1]
+    assert rows[2]["answer"] is None
+
+
+def test_bad_corpus_folders_get_one_line_errors(home, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.docx").write_bytes(b"PK\x03\x04")
+    result = run(home, "ask", "问题", "--corpus", str(empty), check=False)
+    assert result.returncode == 2 and "no .txt" in result.stderr and "Traceback" not in result.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.txt").write_bytes(b"\xff\xfe\x00")  # UTF-16 BOM with a broken body
+    result = run(home, "ask", "问题", "--corpus", str(broken), check=False)
+    assert result.returncode == 2 and "bad.txt" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_traditional_question_is_answered_with_the_original_span(home):
     answer = json.loads(run(home, "ask", "中關村論壇是在哪一年創辦的？", "--json").stdout)
     assert answer["answer"] is not None and "2007" in answer["answer"]

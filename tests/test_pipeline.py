@@ -35,7 +35,17 @@ def test_question_the_articles_cannot_answer_is_refused(pipeline):
     assert answer.passages  # the closest passages are still shown
 
 
-@pytest.mark.parametrize("question", ["", "   \n", "问" * 600])
+def test_name_across_a_line_break_is_cited_exactly(pipeline):
+    answer = pipeline.ask("比尔·盖茨是哪个基金会的联席主席？")
+    assert answer.answer == "比尔及梅琳达·盖茨基金会"
+    citation = answer.citations[0]
+    assert citation.document == DOC_002
+    assert citation.quote == "比尔及梅琳达·盖茨\n基金会"  # the offsets span exactly the name, line break and all
+    assert original(DOC_002)[citation.start : citation.end] == citation.quote
+    assert citation.text == citation.passage  # the cited passage, also under its first JSON name
+
+
+@pytest.mark.parametrize("question", ["", "   \n", "？！……", "问" * 600, "问" * 100_000])
 def test_bad_questions_get_a_clear_error(pipeline, question):
     with pytest.raises(QuestionError):
         pipeline.ask(question)

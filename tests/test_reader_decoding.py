@@ -9,11 +9,15 @@ def test_best_span_respects_order_mask_and_length():
     start = np.array([5.0, 0, 9, 0, 0, 0])
     end = np.array([5.0, 0, 0, 0, 8, 10])
     mask = np.array([False, True, True, True, True, False])  # [CLS] and the last token are not context
-    spans = best_spans_in_window(start, end, mask, max_answer_tokens=5)
+    spans = best_spans_in_window(start, end, mask, max_answer_chars=5)
     assert spans[0][:2] == (2, 4)  # best start 2, best end 4 (5 is outside the context)
     assert all(a <= b and mask[a] and mask[b] for a, b, _ in spans)
-    short = best_spans_in_window(start, end, mask, max_answer_tokens=2)
+    short = best_spans_in_window(start, end, mask, max_answer_chars=2)
     assert all(b - a < 2 for a, b, _ in short)
+    # with offsets, length is counted in characters: token 2 covers 10 characters, so 2..4 is too long for 8
+    offsets = np.array([[0, 0], [0, 1], [1, 11], [11, 12], [12, 13], [0, 0]])
+    assert all(offsets[b][1] - offsets[a][0] <= 8 for a, b, _ in best_spans_in_window(start, end, mask, 8, 5, offsets))
+    assert best_spans_in_window(start, end, mask, 12, 5, offsets)[0][:2] == (2, 4)
 
 
 def test_trim_drops_dangling_punctuation_but_keeps_balanced_quotes():
