@@ -77,7 +77,7 @@ def print_answer(answer) -> None:
 
 
 def ask_main(
-    question: Optional[str] = typer.Argument(None, help="the question; none starts a chat (follow-ups allowed)"),
+    question: Optional[str] = typer.Argument(None, help="the question; - with --json reads one per line; none starts a chat"),
     json_out: bool = typer.Option(False, "--json", help="print the Answer as JSON"),
     top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help="passages the reader reads"),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="answer over this folder of articles instead"),
@@ -85,8 +85,10 @@ def ask_main(
     retrieval: Optional[str] = typer.Option(None, "--retrieval", help="hybrid (default), dense or bm25"),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="run a question file and print EM/F1"),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
+    server: Optional[str] = typer.Option(None, "--server", help="ask a running `qa serve` at this URL instead"),
 ):
     """Ask a question in Chinese about the indexed articles."""
+    from qa.client import QAClientError
     from qa.pipeline import QuestionError
 
     if eval_file:
@@ -94,20 +96,27 @@ def ask_main(
     if corpus is not None and not corpus.is_dir():
         err.print(f"[red]error:[/red] --corpus {escape(str(corpus))} is not a folder")
         raise typer.Exit(2)
-    pipeline = _pipeline(home, corpus, top_k, retrieval, quiet=json_out, store=store)
+    if server:  # the same Answer from a server: no models loaded here
+        from qa.client import Client
+
+        asker = Client(server)
+    else:
+        asker = _pipeline(home, corpus, top_k, retrieval, quiet=json_out, store=store)
+    refusals = (QuestionError, QAClientError)
+
     if question == "-" and json_out:  # JSON Lines: one question per line in, one Answer per line out
         for line in sys.stdin:
             if not line.strip():
                 continue
             try:
-                print(pipeline.ask(line.strip()).model_dump_json(), flush=True)
-            except QuestionError as exc:
+                print(asker.ask(line.strip(), top_k=top_k).model_dump_json(), flush=True)
+            except refusals as exc:
                 print(json.dumps({"question": line.strip(), "error": str(exc)}, ensure_ascii=False), flush=True)
         return
     if question is not None:
         try:
-            answer = pipeline.ask(question)
-        except QuestionError as exc:
+            answer = asker.ask(question, top_k=top_k)
+        except refusals as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2)
         if json_out:
@@ -125,8 +134,8 @@ def ask_main(
         if not line:
             break
         try:
-            answer = pipeline.ask(line, history=history)
-        except QuestionError as exc:
+            answer = asker.ask(line, top_k=top_k, history=history)
+        except refusals as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             continue
         if answer.searched_question != line:
@@ -148,9 +157,10 @@ def ask_cmd(
     home: Optional[Path] = typer.Option(None, "--home"),
     retrieval: Optional[str] = typer.Option(None, "--retrieval"),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
+    server: Optional[str] = typer.Option(None, "--server"),
 ):
     """Same as the `ask` command."""
-    ask_main(question, json_out, top_k, corpus, home, retrieval, None, store)
+    ask_main(question, json_out, top_k, corpus, home, retrieval, None, store, server)
 
 
 @app.command("index")

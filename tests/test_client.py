@@ -120,3 +120,19 @@ def test_async_client(server, answering):
     assert isinstance(items[-1], Answer) and "".join(items[:-1]).startswith("答案：")
     assert changed.added == ["async-doc"] and changed.documents[0].title == "观鸟节"
     assert removed.removed == ["async-doc"] and "async-doc" not in [d.id for d in docs]
+
+
+def test_ask_command_through_a_server(server):
+    """`ask --server URL` answers through the client, without loading models in its own process."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ask = Path(sys.executable).with_name("ask")
+    out = subprocess.run([str(ask), "--server", server, "--json", EASY], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    answer = Answer.model_validate(json.loads(out.stdout))
+    assert answer.question == EASY and answer.passages
+    bad = subprocess.run([str(ask), "--server", server, "？？"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "error" in bad.stderr and "Traceback" not in bad.stderr
