@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 import unicodedata
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class QAPipeline:
                                   self.settings.home)
         if self.settings.no_answer_threshold is not None:
             self.reader.no_answer_threshold = self.settings.no_answer_threshold
+        self._recent: OrderedDict = OrderedDict()  # LRU of answers to repeated questions
 
     def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
         question = self.check_question(question)
@@ -51,6 +53,17 @@ class QAPipeline:
         history = [h.encode("utf-8", "replace").decode("utf-8") if isinstance(h, str) else "" for h in history or []]
         searched = standalone_question(question, history)
         state = self.index.state  # one snapshot for the whole question, whatever writes happen meanwhile
+        key = (question, searched, top_k or self.settings.top_k, id(state), self.reader.no_answer_threshold)
+        if key in self._recent:  # the same question again on the same index: answered already
+            self._recent.move_to_end(key)
+            return self._recent[key].model_copy(deep=True)
+        answer = self._answer(question, searched, state, top_k)
+        self._recent[key] = answer.model_copy(deep=True)
+        if len(self._recent) > 256:
+            self._recent.popitem(last=False)
+        return answer
+
+    def _answer(self, question: str, searched: str, state, top_k: int | None) -> Answer:
         hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval, state)
         passages = [self._passage(state.documents[chunk.doc_id], chunk, score) for chunk, score in hits]
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
