@@ -53,12 +53,13 @@ class QAPipeline:
         history = [h.encode("utf-8", "replace").decode("utf-8") if isinstance(h, str) else "" for h in history or []]
         searched = standalone_question(question, history)
         state = self.index.state  # one snapshot for the whole question, whatever writes happen meanwhile
-        key = (question, searched, top_k or self.settings.top_k, id(state), self.reader.no_answer_threshold)
-        if key in self._recent:  # the same question again on the same index: answered already
+        key = (question, searched, top_k or self.settings.top_k, self.reader.no_answer_threshold)
+        cached = self._recent.get(key)
+        if cached is not None and cached[0] is state:  # the same question on the same index snapshot
             self._recent.move_to_end(key)
-            return self._recent[key].model_copy(deep=True)
+            return cached[1].model_copy(deep=True)
         answer = self._answer(question, searched, state, top_k)
-        self._recent[key] = answer.model_copy(deep=True)
+        self._recent[key] = (state, answer.model_copy(deep=True))  # holding the state keeps `is` meaningful
         if len(self._recent) > 256:
             self._recent.popitem(last=False)
         return answer
