@@ -53,7 +53,8 @@ class QAPipeline:
         history = [h.encode("utf-8", "replace").decode("utf-8") if isinstance(h, str) else "" for h in history or []]
         searched = standalone_question(question, history)
         state = self.index.state  # one snapshot for the whole question, whatever writes happen meanwhile
-        key = (question, searched, top_k or self.settings.top_k, self.reader.no_answer_threshold)
+        key = (question, searched, top_k or self.settings.top_k, self.reader.no_answer_threshold,
+               self.reader.type_slack)
         cached = self._recent.get(key)
         if cached is not None and cached[0] is state:  # the same question on the same index snapshot
             self._recent.move_to_end(key)
