@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from test_api import ARTICLE, EASY, NONSENSE, free_port, live_server  # noqa: F401  (also sets QA_READER_MODEL)
+from test_api import ARTICLE, EASY, NONSENSE, answering, free_port, live_server  # noqa: F401  (fixtures too)
 
 from qa.client import (AsyncClient, AuthenticationError, BadRequestError, Client, NotFoundError, QAClientError,
                        QAConnectionError)
@@ -29,14 +29,6 @@ def server(pipeline):
 def qa(server):
     with Client(server, token=TOKEN, timeout=120) as c:
         yield c
-
-
-@pytest.fixture
-def answering(pipeline):
-    before = pipeline.reader.no_answer_threshold
-    pipeline.reader.no_answer_threshold = -1e9
-    yield
-    pipeline.reader.no_answer_threshold = before
 
 
 def test_ready_and_documents(qa):
