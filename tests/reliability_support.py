@@ -22,18 +22,11 @@ LOOPBACK = "127.0.0.1"
 
 
 def reader_env() -> dict[str, str]:
-    """Environment for child processes: the training checkpoint while the shipped reader does not exist."""
+    """Environment for child processes: no token, the project importable."""
     env = dict(os.environ)
-    if not (ROOT / "qa" / "weights" / "reader").exists() and not env.get("QA_READER_MODEL") \
-            and (ROOT / "runs" / "reader-v1" / "last").exists():
-        env["QA_READER_MODEL"] = str(ROOT / "runs" / "reader-v1" / "last")
     env.pop("QA_API_TOKEN", None)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
-
-
-def use_reader_checkpoint() -> None:
-    os.environ.update({k: v for k, v in reader_env().items() if k == "QA_READER_MODEL"})
 
 
 def record(name: str, figures: dict) -> None:

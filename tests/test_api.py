@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import socket
 import threading
 import time
@@ -19,9 +18,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if not (ROOT / "qa" / "weights" / "reader").exists() and not os.environ.get("QA_READER_MODEL") \
-        and (ROOT / "runs" / "reader-v1" / "last").exists():
-    os.environ["QA_READER_MODEL"] = str(ROOT / "runs" / "reader-v1" / "last")  # until the shipped reader exists
 
 from fastapi.testclient import TestClient  # noqa: E402
 

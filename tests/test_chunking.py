@@ -2,7 +2,6 @@ from hypothesis import given, settings, strategies as st
 
 from retriever.chunking import chunk_document, split_sentences
 from retriever.documents import Document, bundled_documents
-from retriever.normalize import normalize
 
 
 def test_sentences_never_split_inside_numbers_or_names():

@@ -17,9 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reliability_support import FULL, isolated_pipeline, record, use_reader_checkpoint
+from reliability_support import FULL, isolated_pipeline, record
 
-use_reader_checkpoint()
 
 import schemathesis  # noqa: E402
 from schemathesis.checks import not_a_server_error, response_schema_conformance  # noqa: E402

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
-import os
 import subprocess
 import sys
 import zipfile
@@ -19,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from reliability_support import ROOT, isolated_pipeline, reader_env, use_reader_checkpoint
+from reliability_support import ROOT, isolated_pipeline, reader_env
 
-use_reader_checkpoint()
 
 from fastapi.testclient import TestClient  # noqa: E402
 

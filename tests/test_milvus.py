@@ -3,7 +3,6 @@ clear errors; and the compose file for a Milvus cluster."""
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,21 +18,11 @@ pytest.importorskip("milvus_lite")
 from retriever.documents import Document, bundled_documents  # noqa: E402
 from retriever.index import CorpusIndex, IndexError_  # noqa: E402
 from retriever.stores.milvus_index import MilvusCorpusIndex, MilvusStoreError  # noqa: E402
+from tests.test_index import NEW_ARTICLE  # noqa: E402  (the same made-up article as the FAISS tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [json.loads(line) for line in (ROOT / "tests/data/dev_questions.jsonl").read_text().splitlines() if line]
 ANSWERABLE = [q for q in QUESTIONS if q.get("answers")]
-if not (ROOT / "qa/weights/reader").exists():  # the reader may still be training: use its last checkpoint
-    os.environ.setdefault("QA_READER_MODEL", str(ROOT / "runs/reader-v1/last"))
-
-NEW_ARTICLE = Document(
-    "robot_news",
-    "青岛港启用无人集装箱码头",
-    "青岛港启用无人集装箱码头\n\n本报讯 12月3日，青岛港第三座自动化集装箱码头正式投入运营。"
-    "该码头由青岛港集团与华为公司联合研发，全年设计吞吐能力为520万标准箱。\n码头总经理张海涛表示，"
-    "新码头的作业效率比传统码头提高了30%。",
-)
-
 
 class FakeEmbedder:
     """Deterministic vectors of any size (for schema checks that need no real model)."""

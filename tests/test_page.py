@@ -8,9 +8,7 @@ is shown as such; Enter/Shift+Enter; the phone layout; and the page says "down" 
 Screenshots (desktop 1280x900, phone 390x844) go to artifacts/screenshots/.
 
 Needs Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`); skipped without them.
-Until the shipped reader exists the early checkpoint runs/reader-v1/last is used with the no-answer threshold
-lowered (it refuses nearly everything otherwise, like test_api's `answering` fixture): this tests the page, not
-the reader.
+It runs with the shipped reader at its shipped threshold: this tests the page, not the reader.
 """
 
 from __future__ import annotations
@@ -68,10 +66,6 @@ def free_port() -> int:
 def server_env(home: Path) -> dict[str, str]:
     env = dict(os.environ, QA_HOME=str(home), QA_API_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
     env.pop("QA_CORS_ORIGINS", None)
-    early = ROOT / "runs" / "reader-v1" / "last"
-    if not (ROOT / "qa" / "weights" / "reader").exists() and not env.get("QA_READER_MODEL") and early.exists():
-        env["QA_READER_MODEL"] = str(early)  # until the shipped reader exists
-        env.setdefault("QA_NO_ANSWER_THRESHOLD", "-1e9")  # the early checkpoint refuses nearly everything
     return env
 
 
