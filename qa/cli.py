@@ -64,7 +64,6 @@ def print_answer(answer) -> None:
         return
     console.print(f"[bold green]{escape(answer.answer)}[/bold green]")
     for n, c in enumerate(answer.citations, 1):
-        a, b = c.start - c.passage_start, c.end - c.passage_start
         passage = c.passage.replace("\n", " ")
         # the passage is normalised text; highlight the answer where it stands in it
         at = passage.find(answer.answer)
@@ -73,7 +72,6 @@ def print_answer(answer) -> None:
         console.print(f"[cyan][{n}] {escape(c.title)}[/cyan]  [dim]{c.document}, characters {c.start}-{c.end}"
                       f" (passage {c.passage_start}-{c.passage_end}), sentences {c.sentence_ids}[/dim]")
         console.print(f"    {shown}")
-        del a, b
 
 
 def ask_main(
