@@ -26,10 +26,11 @@ class Settings:
     chunk_size: int = field(default_factory=lambda: _env("CHUNK_SIZE", 200, int))
     overlap: int = field(default_factory=lambda: _env("CHUNK_OVERLAP", 60, int))
     retrieval: str = field(default_factory=lambda: _env("RETRIEVAL", "hybrid"))
-    # reciprocal-rank fusion: weight of each half and the rank constant (chosen on the tune split)
+    # reciprocal-rank fusion: weight of each half and the rank constant, chosen on the tune split with 7,180
+    # distractor articles by `python -m benchmarks.fusion --distractors`
     dense_weight: float = field(default_factory=lambda: _env("DENSE_WEIGHT", 1.0, float))
-    lexical_weight: float = field(default_factory=lambda: _env("LEXICAL_WEIGHT", 2.0, float))
-    rrf_k: int = field(default_factory=lambda: _env("RRF_K", 10, int))
+    lexical_weight: float = field(default_factory=lambda: _env("LEXICAL_WEIGHT", 3.0, float))
+    rrf_k: int = field(default_factory=lambda: _env("RRF_K", 1, int))
     api_token: str | None = field(default_factory=lambda: _env("API_TOKEN", None))
     # where the index lives: "faiss" (folders under home), a milvus-lite path ending in .db, or http://host:19530
     store: str = field(default_factory=lambda: _env("STORE", "faiss"))

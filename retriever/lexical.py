@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import unicodedata
 
 import numpy as np
@@ -44,6 +45,19 @@ def tokenize(text: str) -> list[str]:
     return words + ["#" + b for b in bigrams]  # '#' keeps bigrams apart from jieba's two-character words
 
 
+# Question words carry no content, and their bigrams ("#是什", "#么职") match distractor articles. Cutting them
+# out of the query (not the passages) gained one tune question of recall@5 with 7,180 distractor articles.
+_QUESTION_WORDS = re.compile(
+    r"为什么|什么样的?|什么|怎么样|怎样|怎么|如何|哪些|哪一?[个家里儿天年月位种项所次届条]|哪|谁|多少|"
+    r"几(?=[个位家项届次年月日天倍])[个位家项届次年月日天倍]|是否|[吗呢]?[？?]$"
+)
+
+
+def strip_question_words(question: str) -> str:
+    """'邓鸿森担任什么职务？' -> '邓鸿森担任 职务 ': the words of a question that can match a passage."""
+    return _QUESTION_WORDS.sub(" ", question)
+
+
 class LexicalIndex:
     """bm25s over pre-tokenised chunks, keyed by chunk id."""
 
@@ -65,7 +79,7 @@ class LexicalIndex:
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         if not self.ids or k <= 0:
             return []
-        query_tokens = [t for t in tokenize(query) if t in self.retriever.vocab_dict]
+        query_tokens = [t for t in tokenize(strip_question_words(query)) if t in self.retriever.vocab_dict]
         if not query_tokens:
             return []
         scores = self.retriever.get_scores(query_tokens)

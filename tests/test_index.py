@@ -6,6 +6,7 @@ import pytest
 
 from retriever.documents import Document, bundled_documents
 from retriever.index import CorpusIndex
+from retriever.lexical import strip_question_words, tokenize
 
 NEW_ARTICLE = Document(
     "robot_news",
@@ -37,6 +38,16 @@ def test_dense_and_lexical_search_find_names_and_numbers(index):
         key = {"量子计算云平台Quafu": "Quafu", "邓鸿森": "邓鸿森", "签约金额超过多少亿元": "810亿元"}[query]
         assert any(key in t for t in lexical), query
         assert any(key in t for t in dense + lexical), query
+
+
+def test_question_words_do_not_reach_the_bm25_query():
+    # their bigrams (#什么, #么职) would match any article that asks a question
+    query = tokenize(strip_question_words("邓鸿森担任什么职务？"))
+    assert "邓鸿森" in query and "职务" in query
+    assert not any("什" in t or "么" in t for t in query)
+    # content that merely starts like a question word stays
+    assert "几乎" in strip_question_words("几乎所有企业都参加了吗？")
+    assert strip_question_words("论坛有多少家企业参加？").replace(" ", "") == "论坛有家企业参加"
 
 
 def test_add_remove_persist_across_restart(tmp_path, index, embedder):
