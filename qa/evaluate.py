@@ -30,7 +30,7 @@ def evaluate_pipeline(pipeline, items: list[dict]) -> dict:
         answer = pipeline.ask(item["question"])
         rows.append({
             "id": item["id"], "kind": item["kind"], "question": item["question"], "answers": item["answers"],
-            "prediction": answer.answer, "score": answer.score,
+            "prediction": answer.answer, "score": answer.score, "confidence": answer.confidence,
             "em": exact_match(answer.answer, item["answers"]), "f1": char_f1(answer.answer, item["answers"]),
             "recall": _has_gold(answer.passages, item) if item["answers"] else None,
         })

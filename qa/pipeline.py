@@ -69,9 +69,12 @@ class QAPipeline:
         hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval, state)
         passages = [self._passage(state.documents[chunk.doc_id], chunk, score) for chunk, score in hits]
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
-        span = self.reader.answer(to_simplified(searched), [to_simplified(chunk.text) for chunk, _ in hits])
-        if span is None:
-            return Answer(question=question, searched_question=searched, answer=None, score=0.0, passages=passages)
+        span = self.reader.best(to_simplified(searched), [to_simplified(chunk.text) for chunk, _ in hits])
+        if span is None or span.margin < self.reader.no_answer_threshold:
+            # refused: the closest passages still go back, with how sure the reader is that they do not answer
+            return Answer(question=question, searched_question=searched, answer=None,
+                          score=span.margin if span else 0.0,
+                          confidence=self.reader.confidence(span.margin) if span else 0.0, passages=passages)
         chunk = hits[span.passage][0]
         doc = state.documents[chunk.doc_id]
         start, end = normalized(doc.text).to_original(chunk.norm_start + span.start, chunk.norm_start + span.end)
@@ -83,6 +86,7 @@ class QAPipeline:
         # the answer is the article's own words: the original span with only its line breaks taken out
         words = "".join(doc.text[start:end].split("\n")).replace("\r", "").strip()
         return Answer(question=question, searched_question=searched, answer=words, score=span.margin,
+                      confidence=self.reader.confidence(span.margin),
                       citations=[citation], passages=passages)
 
     # documents -----------------------------------------------------------------------------------------

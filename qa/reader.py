@@ -133,6 +133,7 @@ class Reader:
         no_answer_threshold: float = 0.0,
         batch_size: int = 16,
         type_slack: float = 0.0,
+        calibration: tuple[float, float] | None = None,
     ):
         import torch
 
@@ -146,6 +147,8 @@ class Reader:
         self.batch_size = batch_size
         self.onnx = None  # an OnnxQA when the int8 runtime is chosen
         self.type_slack = type_slack  # how far below the best a span of the asked-for type may score
+        # confidence = sigmoid(a * margin + b), fitted by qa.training.ship; unfitted, 0.5 sits at the threshold
+        self.calibration = tuple(calibration) if calibration else None
 
     @classmethod
     def load(cls, model_path: str | Path, runtime: str = "torch", cache_root: Path | None = None,
@@ -219,13 +222,23 @@ class Reader:
         return sorted(spans.values(), key=lambda s: s.margin, reverse=True)[:n_best]
 
     def answer(self, question: str, passages: list[str]) -> Span | None:
-        """The best span, or None when no span beats the no-answer score by the threshold.
+        """The best span, or None when no span beats the no-answer score by the threshold."""
+        span = self.best(question, passages)
+        return span if span is not None and span.margin >= self.no_answer_threshold else None
+
+    def confidence(self, margin: float) -> float:
+        """The calibrated probability, in [0, 1], that a span with this margin answers the question."""
+        a, b = self.calibration or (1.0, -self.no_answer_threshold)
+        return float(1.0 / (1.0 + np.exp(-(a * margin + b))))
+
+    def best(self, question: str, passages: list[str]) -> Span | None:
+        """The best span whether or not it clears the no-answer threshold.
 
         A question that asks for a number or a date ("多少", "哪一年") prefers the best span that holds a
         numeral when it scores within type_slack of the best: a small reader often picks the noun next to it.
         """
         spans = self.read(question, passages, n_best=10 if self.type_slack > 0 else 1)
-        if not spans or spans[0].margin < self.no_answer_threshold:
+        if not spans:
             return None
         if self.type_slack > 0 and asks_for_number(question) and not _NUMERAL.search(spans[0].text):
             typed = [s for s in spans if _NUMERAL.search(s.text) and s.margin >= spans[0].margin - self.type_slack]

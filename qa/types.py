@@ -40,7 +40,9 @@ class Answer(BaseModel):
     question: str
     searched_question: str  # the question after follow-up rewriting (what retrieval saw)
     answer: str | None  # None: the articles don't say
-    score: float
+    score: float  # the reader's margin of the best span over "no answer" (refused below the threshold)
+    # calibrated probability in [0, 1] that the best span answers the question (sigmoid fitted on the tune split)
+    confidence: float = Field(default=0.0, ge=0.0, le=1.0)
     citations: list[Citation] = Field(default_factory=list)
     passages: list[Passage] = Field(default_factory=list)
 

@@ -16,6 +16,7 @@ def test_answer_with_citation_into_the_original_file(pipeline):
     assert "2007" in citation.quote
     assert citation.passage_start <= citation.start < citation.end <= citation.passage_end
     assert citation.title == "开放合作 打造科技合作国家级平台"
+    assert 0.0 <= answer.confidence <= 1.0
 
 
 def test_answer_that_crosses_a_pdf_line_break(pipeline):
@@ -33,6 +34,8 @@ def test_question_the_articles_cannot_answer_is_refused(pipeline):
     assert answer.answer is None
     assert answer.citations == []
     assert answer.passages  # the closest passages are still shown
+    # the calibrated confidence of the closest span stays below the one at the refusal threshold
+    assert 0.0 <= answer.confidence < pipeline.reader.confidence(pipeline.reader.no_answer_threshold)
 
 
 READER_GAP = "the shipped 4-layer reader still misses this span boundary (issue 4: reader quality); strict, so it " \

@@ -52,3 +52,31 @@ def test_number_questions_prefer_a_numeral_span_within_the_slack():
     assert reader.answer("哪一年诞生的？", ["…"]).text == "论坛"  # the numeral span scores too far below
     reader.no_answer_threshold = 6.0
     assert reader.answer("哪一年诞生的？", ["…"]) is None
+
+
+def test_confidence_is_a_probability_that_rises_with_the_margin():
+    from qa.reader import Reader
+
+    reader = Reader(model=None, tokenizer=None, no_answer_threshold=-2.0)
+    assert reader.confidence(-2.0) == 0.5  # unfitted: the threshold sits at 0.5
+    reader.calibration = (0.8, 1.0)
+    values = [reader.confidence(m) for m in (-50.0, -3.0, 0.0, 3.0, 50.0)]
+    assert values == sorted(values) and 0.0 <= values[0] < 0.01 and values[-1] > 0.99
+
+
+def test_calibration_fit_matches_the_rate_of_right_answers():
+    import math
+
+    from qa.training.ship import fit_calibration
+
+    # margins above 0 are right 3 times in 4, below 0 once in 4 (unanswerable ones are never right)
+    right = {"question": "q", "answers": ["对"]}
+    unanswerable = {"question": "q", "answers": []}
+    scored = []
+    for m in (1.0, 2.0):
+        scored += [(right, m, "对")] * 3 + [(right, m, "错")]
+    for m in (-1.0, -2.0):
+        scored += [(right, m, "对")] + [(unanswerable, m, "错")] * 3
+    a, b = fit_calibration(scored)
+    sigmoid = lambda m: 1 / (1 + math.exp(-(a * m + b)))  # noqa: E731
+    assert a > 0 and abs(sigmoid(1.5) - 0.75) < 0.08 and abs(sigmoid(-1.5) - 0.25) < 0.08

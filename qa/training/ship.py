@@ -2,9 +2,10 @@
 
     python -m qa.training.ship runs/reader-v1/best --out qa/weights/reader
 
-The threshold (and the answer-type slack, see qa.reader.Reader.answer) is chosen end to end (retrieval + reader) on the tune half of tests/data/dev_questions.jsonl,
-never on the report half: the highest answerable F1 + no-answer accuracy with at most 5% of answerable
-questions refused. It is stored with the weights in qa_reader.json.
+The threshold and the answer-type slack (see qa.reader.Reader.best) are chosen end to end (retrieval + reader)
+on the tune half of tests/data/dev_questions.jsonl, never on the report half: the highest answerable F1 +
+no-answer accuracy with at most 5% of answerable questions refused. The sigmoid that turns a margin into a
+[0, 1] confidence is fitted on the same half. All three are stored with the weights in qa_reader.json.
 """
 
 from __future__ import annotations
@@ -47,6 +48,29 @@ def choose_threshold(scored, max_false_refusal: float = 0.05) -> tuple[float, di
     return best[1], best[2]
 
 
+def fit_calibration(scored) -> tuple[float, float]:
+    """Platt scaling: sigmoid(a * margin + b) = P(the best span is right), right meaning char-F1 >= 0.5 with
+    an accepted answer (never, for an unanswerable question). Newton steps on a lightly L2-penalised log loss."""
+    import numpy as np
+
+    from qa.metrics import char_f1
+
+    x = np.array([m for _, m, _ in scored], dtype=np.float64)
+    y = np.array([bool(q["answers"]) and char_f1(a, q["answers"]) >= 0.5 for q, _, a in scored], dtype=np.float64)
+    w = np.zeros(2)  # (a, b)
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    penalty = np.diag([1e-2, 1e-4])
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-design @ w))
+        grad = design.T @ (p - y) + penalty @ w
+        hess = design.T @ (design * (p * (1 - p))[:, None]) + penalty
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), float(w[1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
@@ -75,6 +99,8 @@ def main(argv=None):
         print(f"type_slack {slack}: threshold {threshold:.2f} on the tune split: {figures}")
         choices.append((figures["f1"] + figures["no_answer_accuracy"], -slack, threshold, slack))
     _, _, threshold, slack = max(choices)
+    calibration = fit_calibration(margins(pipeline, tune, slack))
+    print(f"calibration: confidence = sigmoid({calibration[0]:.3f} * margin + {calibration[1]:.3f})")
 
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -82,7 +108,8 @@ def main(argv=None):
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(str(args.checkpoint)).save_pretrained(tmp)
     (tmp / "qa_reader.json").write_text(json.dumps(
-        {"no_answer_threshold": threshold, "type_slack": slack, "max_length": args.max_length,
+        {"no_answer_threshold": threshold, "type_slack": slack, "calibration": calibration,
+         "max_length": args.max_length,
          "stride": args.stride}, indent=2))
     shutil.rmtree(args.out, ignore_errors=True)
     os.replace(tmp, args.out)
