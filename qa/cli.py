@@ -60,9 +60,10 @@ def print_answer(answer) -> None:
         console.print(f"[yellow]{NOT_FOUND}[/yellow]")
         if answer.passages:
             p = answer.passages[0]
-            console.print(f"[dim]closest passage: {escape(p.title)} ({p.document}:{p.start}-{p.end})[/dim]")
+            console.print(f"[dim]closest passage: {escape(p.title)} ({p.document}:{p.start}-{p.end}); "
+                          f"confidence of its best span {answer.confidence:.2f}[/dim]")
         return
-    console.print(f"[bold green]{escape(answer.answer)}[/bold green]")
+    console.print(f"[bold green]{escape(answer.answer)}[/bold green]  [dim]confidence {answer.confidence:.2f}[/dim]")
     for n, c in enumerate(answer.citations, 1):
         passage = c.passage.replace("\n", " ")
         # the passage is normalised text; highlight the answer where it stands in it
@@ -299,7 +300,7 @@ def read_cmd(
     source: str = typer.Argument("-", help="JSON Lines file of {question, context}; - for standard input"),
     json_flag: bool = typer.Option(True, "--json", help="JSON Lines out (the only format)"),
 ):
-    """The reader alone: {"question","context"} lines in, {"answer","score","start","end"} lines out."""
+    """The reader alone: {"question","context"} lines in, {"answer","score","confidence","start","end"} lines out."""
     from qa.models import model_for, resolve_model_path
     from qa.reader import Reader
 
@@ -319,9 +320,11 @@ def read_cmd(
         spans = reader.read(question, [context], n_best=1) if question.strip() and context.strip() else []
         best = spans[0] if spans else None
         if best is None or best.margin < reader.no_answer_threshold:
-            out = {"answer": None, "score": best.margin if best else None, "start": None, "end": None}
+            out = {"answer": None, "score": best.margin if best else None,
+                   "confidence": reader.confidence(best.margin) if best else 0.0, "start": None, "end": None}
         else:
-            out = {"answer": best.text, "score": best.margin, "start": best.start, "end": best.end}
+            out = {"answer": best.text, "score": best.margin, "confidence": reader.confidence(best.margin),
+                   "start": best.start, "end": best.end}
         if "id" in item:
             out["id"] = item["id"]
         print(json.dumps(out, ensure_ascii=False), flush=True)

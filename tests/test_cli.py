@@ -122,4 +122,5 @@ def test_qa_read_reader_alone(home):
     assert rows[0]["id"] == "a" and "2007" in rows[0]["answer"]
     assert context[:400][rows[0]["start"] : rows[0]["end"]] == rows[0]["answer"]
     assert rows[1]["answer"] is None
+    assert 0.0 <= rows[1]["confidence"] < rows[0]["confidence"] <= 1.0
     assert "error" in rows[2]
