@@ -28,6 +28,7 @@ _NUMBER = re.compile(
 )
 _DATE = re.compile(r"(?:\d{4}年)?\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?")
 _YEAR = re.compile(r"(?<!\d)\d{4}年(?!\d{1,2}月|\d)")
+_YEAR_MONTH = re.compile(r"(?<!\d)\d{4}年\d{1,2}月(?!\d{1,2}日|\d)")
 _TITLE = re.compile(r"《[^《》]{2,20}》")
 _QUOTED = re.compile(r"“([^“”]{2,16})”")
 _SURNAMES = set(
@@ -139,6 +140,8 @@ def candidates(sentence: str) -> list[Candidate]:
 
     for m in _DATE.finditer(sentence):
         add(m.start(), m.end(), "什么时候")
+    for m in _YEAR_MONTH.finditer(sentence):  # "1990年11月" is a time, not a quantity of years
+        add(m.start(), m.end(), "什么时候")
     for m in _YEAR.finditer(sentence):
         add(m.start(), m.end(), "哪一年")
     for m in _NUMBER.finditer(sentence):
@@ -161,6 +164,8 @@ def candidates(sentence: str) -> list[Candidate]:
     for i, (word, flag, p) in enumerate(words):
         if flag == "nr" and _is_person(sentence, word, p):
             end = p + len(word)
+            if len(word) == 2 and i + 1 < len(words) and len(words[i + 1][0]) == 1 and words[i + 1][1] in ("nr", "ng", "x", "n", "v"):
+                continue  # jieba split a three-character name ("陈述" + "勇"): not a whole name
             # "张 三" split by jieba, or a foreign name with ·
             while end < len(sentence) and sentence[end] == "·":
                 m = re.match(r"·[" + _CJK + r"]{1,6}", sentence[end:])

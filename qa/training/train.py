@@ -112,6 +112,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder with the SQuAD-style JSON sets")
     parser.add_argument("--base", default="m3e-small", help="base encoder: a path or a models.txt name")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from this QA checkpoint (e.g. the shipped qa/weights/reader) instead of --base")
     parser.add_argument("--out", type=Path, default=Path("runs/reader"))
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -150,9 +152,10 @@ def main(argv=None):
         log_file.write(line + "\n")
         log_file.flush()
 
-    base = resolve_model_path(args.base)
+    base = args.init or resolve_model_path(args.base)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
-    model = AutoModelForQuestionAnswering.from_pretrained(str(base))
+    # fp32 master weights even when the checkpoint is the fp16 shipped reader
+    model = AutoModelForQuestionAnswering.from_pretrained(str(base), dtype=torch.float32)
     splits = load_all(args.data)
     train = splits["train"][: args.limit] if args.limit else splits["train"]
     if args.synthetic:
@@ -163,7 +166,9 @@ def main(argv=None):
         log(f"synthetic: {len(made)} news questions ({sum(not e.answerable for e in made)} unanswerable)")
         train = train + made
         random.Random(0).shuffle(train)
-    valid = splits["valid"][: args.eval_limit] if args.eval_limit else splits["valid"]
+    valid = list(splits["valid"])
+    random.Random(2).shuffle(valid)  # a limited valid set still mixes every source (and its unanswerables)
+    valid = valid[: args.eval_limit] if args.eval_limit else valid
     features = build_features(tokenizer, train, args.max_length, args.stride, args.negative_keep)
     log(f"{len(train)} training examples -> {len(features)} windows; valid {len(valid)}; args {vars(args)}")
 
