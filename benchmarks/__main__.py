@@ -56,9 +56,13 @@ def timed(fn, *args):
     return out, time.perf_counter() - t
 
 
+# runtime compared -> (reader runtime, embedder runtime); the first is the baseline
+RUNTIMES = {"torch": ("torch", "torch"), "torch-bf16": ("torch-bf16", "torch"), "onnx-int8": ("onnx-int8", "onnx-int8")}
+LABELS = {"torch": "PyTorch fp32", "torch-bf16": "PyTorch bf16 reader", "onnx-int8": "ONNX int8"}
+
+
 def pipeline_for(runtime: str, home: Path):
-    os.environ["QA_READER_RUNTIME"] = runtime
-    os.environ["QA_EMBEDDER_RUNTIME"] = runtime
+    os.environ["QA_READER_RUNTIME"], os.environ["QA_EMBEDDER_RUNTIME"] = RUNTIMES[runtime]
     from qa.pipeline import QAPipeline
     from qa.settings import Settings
 
@@ -73,8 +77,8 @@ def bench_latency(questions: list[dict], home: Path, lines: list[str]) -> dict:
     from retriever.script import to_simplified
 
     results = {}
-    for runtime in ("torch", "onnx-int8"):
-        p = pipeline_for(runtime, home / runtime)
+    for runtime in RUNTIMES:
+        p = pipeline_for(runtime, home / RUNTIMES[runtime][1])  # the index depends on the embedder only
         stages = {k: [] for k in ("normalise", "embed query", "search", "BM25", "reader", "total")}
         answers = []
         for item in questions[:3]:  # warm-up
@@ -105,15 +109,22 @@ def bench_latency(questions: list[dict], home: Path, lines: list[str]) -> dict:
             "f1": 100 * sum(char_f1(a, i["answers"]) for i, a in answerable) / len(answerable),
         }
         del p
-    base, fast = results["torch"], results["onnx-int8"]
+    base = results["torch"]
+    others = [r for r in RUNTIMES if r != "torch"]
     lines += ["", "### Latency per question (warm, 2 cores), ms p50 / p95 / max", "",
-              "| stage | PyTorch fp32 | ONNX int8 | speed-up (p50) |", "|---|---|---|---|"]
+              "| stage | " + " | ".join(LABELS[r] for r in RUNTIMES) + " | "
+              + " | ".join(f"speed-up {LABELS[r]} (p50)" for r in others) + " |",
+              "|---" * (len(RUNTIMES) + len(others)) + "|"]
     for stage in base["stages"]:
-        b, f = base["stages"][stage], fast["stages"][stage]
-        lines.append(f"| {stage} | {ms(b)} | {ms(f)} | {pct(b, 50) / max(pct(f, 50), 1e-9):.2f}x |")
-    same = sum(a == b for a, b in zip(base["answers"], fast["answers"])) / len(questions)
-    lines += ["", f"Agreement on {len(questions)} dev questions: same answer {100 * same:.1f}%; "
-              f"EM/F1 PyTorch {base['em']:.1f}/{base['f1']:.1f}, ONNX int8 {fast['em']:.1f}/{fast['f1']:.1f}."]
+        cells = [ms(results[r]["stages"][stage]) for r in RUNTIMES]
+        ratios = [f"{pct(base['stages'][stage], 50) / max(pct(results[r]['stages'][stage], 50), 1e-9):.2f}x"
+                  for r in others]
+        lines.append(f"| {stage} | " + " | ".join(cells + ratios) + " |")
+    lines += ["", f"Agreement with PyTorch fp32 on {len(questions)} dev questions (EM/F1 fp32 "
+              f"{base['em']:.1f}/{base['f1']:.1f}):"]
+    for r in others:
+        same = sum(a == b for a, b in zip(base["answers"], results[r]["answers"])) / len(questions)
+        lines.append(f"- {LABELS[r]}: same answer {100 * same:.1f}%, EM/F1 {results[r]['em']:.1f}/{results[r]['f1']:.1f}")
     return results
 
 

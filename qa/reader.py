@@ -146,6 +146,7 @@ class Reader:
         self.no_answer_threshold = no_answer_threshold
         self.batch_size = batch_size
         self.onnx = None  # an OnnxQA when the int8 runtime is chosen
+        self.bf16 = False  # torch-bf16 runtime: autocast the forward pass (AVX-512 BF16 / AMX CPUs)
         self.type_slack = type_slack  # how far below the best a span of the asked-for type may score
         # confidence = sigmoid(a * margin + b), fitted by qa.training.ship; unfitted, 0.5 sits at the threshold
         self.calibration = tuple(calibration) if calibration else None
@@ -175,8 +176,10 @@ class Reader:
 
             cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
             reader.onnx = OnnxQA(int8_model(Path(model_path), "qa", cache_root))
+        elif runtime == "torch-bf16":
+            reader.bf16 = True
         elif runtime != "torch":
-            raise ValueError(f"unknown reader runtime {runtime!r}: use torch or onnx-int8")
+            raise ValueError(f"unknown reader runtime {runtime!r}: use torch, torch-bf16 or onnx-int8")
         return reader
 
     def logits(self, encoding) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +188,7 @@ class Reader:
         torch = self.torch
         starts, ends = [], []
         n = encoding["input_ids"].shape[0]
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for b in range(0, n, self.batch_size):
                 batch = {
                     k: torch.from_numpy(encoding[k][b : b + self.batch_size])

@@ -32,3 +32,24 @@ def test_int8_reader_gives_the_same_answers(tmp_path):
         same += a.text == b.text
         assert abs(a.margin - b.margin) < 2.0
     assert same >= len(questions) - 1
+
+
+def test_bf16_reader_agrees_with_fp32():
+    """torch-bf16 (autocast on CPUs with AVX-512 BF16 / AMX) reads the same spans as fp32."""
+    path = resolve_model_path(model_for("reader"))
+    fp32, bf16 = Reader.load(path, "torch"), Reader.load(path, "torch-bf16")
+    assert bf16.bf16 and not fp32.bf16
+    context = original(DOC_002).replace("\n", "")[:1200]
+    questions = ["中关村论坛是哪一年诞生的？", "比尔·盖茨在哪个基金会任职？", "经典计算机需要多长时间？",
+                 "量子计算机需要多少秒？", "中关村是中国第几个国家自主创新示范区？"]
+    same = 0
+    for q in questions:
+        a, b = fp32.read(q, [context], 1)[0], bf16.read(q, [context], 1)[0]
+        same += a.text == b.text
+        assert abs(a.margin - b.margin) < 2.0
+    assert same >= len(questions) - 1
+
+
+def test_unknown_reader_runtime_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown reader runtime"):
+        Reader.load(resolve_model_path(model_for("reader")), "tensorrt")
