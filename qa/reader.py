@@ -111,6 +111,36 @@ def _trim(context: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+# what may follow a number as its unit: "300" -> "300多家", "5000余" -> "5000余名", "1" -> "1万年"
+_UNIT_AFTER_NUMBER = re.compile(
+    r"[ \u3000]?(?:[多余])?(?:万|亿|千|百)?(?:人次|万年|亿元|万元|美元|平方米|平方公里|公里|千米|小时|分钟|周年|%|％|"
+    r"[个家名项元年核份人次届位座台所件户天岁场期条种只篇部倍秒米吨克月日号层])"
+)
+_DIGIT = re.compile(r"[0-9０-９]")
+_SPEECH_TAIL = re.compile(r"(?:说|表示|指出|强调|介绍|称)$")  # "董进说": the name, not the verb after it
+_SENTENCE_END = re.compile(r"[。！？；!?;]")
+
+
+def whole_units(context: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a span to whole units: a number is never cut ("36" of "136") and keeps its unit ("5000余" ->
+    "5000余名", "1" -> "1万年"); a speech verb after a name is dropped ("董进说" -> "董进"). Snapping edges to
+    jieba's words was tried and dropped: jieba cuts unknown names wrongly ("副部长安永军" -> "长安")."""
+    while start > 0 and _DIGIT.match(context[start]) and (
+        _DIGIT.match(context[start - 1]) or (start > 1 and context[start - 1] in ".．" and _DIGIT.match(context[start - 2]))
+    ):
+        start -= 2 if context[start - 1] in ".．" else 1
+    while end < len(context) and _DIGIT.match(context[end - 1]) and re.match(r"[0-9０-９]|[.．][0-9０-９]", context[end:end + 2]):
+        end += 2 if context[end] in ".．" else 1
+    if re.search(r"[0-9０-９][多余万亿千百]?$", context[start:end]):
+        unit = _UNIT_AFTER_NUMBER.match(context, end)
+        if unit:
+            end = unit.end()
+    tail = _SPEECH_TAIL.search(context[start:end])
+    if tail and tail.start() >= 2:
+        end = start + tail.start()
+    return start, end
+
+
 _NUMBER_QUESTION = re.compile(r"多少|几[个位家项届次年月日天倍成岁名号期场轮条种所座台]|多大|多长|多高|多远|多久|多重|百分之几"
                               r"|第几|哪一?年|哪天|哪一天|何时|什么时候|哪个月|什么时间|哪些天|哪几天")
 _NUMERAL = re.compile(r"[0-9０-９〇一二三四五六七八九十百千万亿两]")
@@ -133,6 +163,7 @@ class Reader:
         no_answer_threshold: float = 0.0,
         batch_size: int = 16,
         type_slack: float = 0.0,
+        whole_units: bool = True,
         calibration: tuple[float, float] | None = None,
     ):
         import torch
@@ -147,6 +178,7 @@ class Reader:
         self.batch_size = batch_size
         self.onnx = None  # an OnnxQA when the int8 runtime is chosen
         self.bf16 = False  # torch-bf16 runtime: autocast the forward pass (AVX-512 BF16 / AMX CPUs)
+        self.whole_units = whole_units  # widen spans to whole numbers, units and words (see whole_units)
         self.type_slack = type_slack  # how far below the best a span of the asked-for type may score
         # confidence = sigmoid(a * margin + b), fitted by qa.training.ship; unfitted, 0.5 sits at the threshold
         self.calibration = tuple(calibration) if calibration else None
@@ -216,8 +248,10 @@ class Reader:
                 start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets
             ):
                 cs, ce = _trim(passages[p], int(offsets[a][0]), int(offsets[b][1]))
-                if cs >= ce:
+                if cs >= ce or _SENTENCE_END.search(passages[p], cs, ce):  # an answer stays in one sentence
                     continue
+                if self.whole_units:
+                    cs, ce = _trim(passages[p], *whole_units(passages[p], cs, ce))
                 span = Span(p, cs, ce, passages[p][cs:ce], score, score - null)
                 key = (p, cs, ce)
                 if key not in spans or spans[key].margin < span.margin:

@@ -80,3 +80,53 @@ def test_calibration_fit_matches_the_rate_of_right_answers():
     a, b = fit_calibration(scored)
     sigmoid = lambda m: 1 / (1 + math.exp(-(a * m + b)))  # noqa: E731
     assert a > 0 and abs(sigmoid(1.5) - 0.75) < 0.08 and abs(sigmoid(-1.5) - 0.25) < 0.08
+
+
+def test_whole_units_keep_numbers_whole_and_with_their_unit():
+    from qa.reader import whole_units
+
+    def widen(text, part):
+        start = text.index(part)
+        s, e = whole_units(text, start, start + len(part))
+        return text[s:e]
+
+    assert widen("本届论坛有5000余名科学家到场", "5000余") == "5000余名"
+    assert widen("约300多家跨国公司在中关村设立总部", "300") == "300多家"
+    assert widen("经典计算机需要1万年才能完成", "1") == "1万年"  # the "1\n万年" of the PDF, joined
+    assert widen("芯片有136核", "36") == "136核"  # never half a number
+    assert widen("增长了28.4%，位居第一", "28") == "28.4%"
+    assert widen("会期为5月25日至30日", "5月25日至30") == "5月25日至30日"
+    assert widen("院长董进说，这很好", "董进说") == "董进"  # the name, not the verb after it
+    assert widen("他说", "他说") == "他说"  # too short to be a name and a verb
+    assert widen("2007年诞生的中关村论坛", "中关村论坛") == "中关村论坛"  # no number: unchanged
+
+
+def test_spans_never_cross_a_sentence_end():
+    from qa.reader import Reader
+
+    class Tokens:  # one token per character: enough to drive read() with fixed logits
+        def __call__(self, questions, contexts, **kw):
+            from transformers import BatchEncoding
+
+            q, c = questions[0], contexts[0]
+            ids = np.zeros((1, len(q) + len(c) + 3), dtype=np.int64)
+            offsets = np.array([[0, 0]] + [[0, 0]] * len(q) + [[0, 0]] + [[i, i + 1] for i in range(len(c))] + [[0, 0]])
+            seq = [None] + [0] * len(q) + [None] + [1] * len(c) + [None]
+            enc = BatchEncoding({"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids),
+                                 "offset_mapping": offsets[None], "overflow_to_sample_mapping": np.array([0])})
+            enc.sequence_ids = lambda w: seq
+            return enc
+
+    context = "第一句话。答案在这"
+    start_at, end_at = 1 + 1 + 1 + context.index("话"), 1 + 1 + 1 + context.index("案")
+
+    class Fixed(Reader):
+        def logits(self, encoding):
+            n = encoding["input_ids"].shape[1]
+            s, e = np.zeros((1, n)), np.zeros((1, n))
+            s[0, start_at], e[0, end_at] = 9.0, 9.0  # the best raw span runs across "。"
+            e[0, start_at] = 5.0
+            return s, e
+
+    spans = Fixed(model=None, tokenizer=Tokens()).read("问", [context], n_best=10)
+    assert spans and all("。" not in s.text for s in spans)
