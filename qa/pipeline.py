@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qa.followup import standalone_question
 from qa.models import model_for, resolve_model_path, runtime_for
-from qa.reader import Reader
+from qa.reader import Reader, missing_numbers
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
@@ -69,8 +69,9 @@ class QAPipeline:
         hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval, state)
         passages = [self._passage(state.documents[chunk.doc_id], chunk, score) for chunk, score in hits]
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
-        span = self.reader.best(to_simplified(searched), [to_simplified(chunk.text) for chunk, _ in hits])
-        if span is None or span.margin < self.reader.no_answer_threshold:
+        texts = [to_simplified(chunk.text) for chunk, _ in hits]
+        span = self.reader.best(to_simplified(searched), texts)
+        if span is None or span.margin < self.reader.no_answer_threshold or missing_numbers(searched, texts):
             # refused: the closest passages still go back, with how sure the reader is that they do not answer
             return Answer(question=question, searched_question=searched, answer=None,
                           score=span.margin if span else 0.0,

@@ -150,6 +150,20 @@ def asks_for_number(question: str) -> bool:
     return bool(_NUMBER_QUESTION.search(question))
 
 
+_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
+def missing_numbers(question: str, passages: list[str]) -> list[str]:
+    """The figures a question names ("2024年", "第6届") that none of the passages has.
+
+    A question about a year or a figure the articles never mention cannot be answered from them, however well a
+    span about the neighbouring year scores: the reader's no-answer score is weak exactly there.
+    """
+    numbers = re.findall(r"\d+(?:\.\d+)?", question.translate(_FULLWIDTH_DIGITS))
+    text = "".join("".join(p.split()) for p in passages).translate(_FULLWIDTH_DIGITS)
+    return [n for n in numbers if not re.search(r"(?<![\d.])" + re.escape(n) + r"(?![\d]|\.\d)", text)]
+
+
 class Reader:
     """An extractive QA model (AutoModelForQuestionAnswering) with windowing and span decoding."""
 
@@ -259,9 +273,12 @@ class Reader:
         return sorted(spans.values(), key=lambda s: s.margin, reverse=True)[:n_best]
 
     def answer(self, question: str, passages: list[str]) -> Span | None:
-        """The best span, or None when no span beats the no-answer score by the threshold."""
+        """The best span, or None when no span beats the no-answer score by the threshold or the passages
+        never mention a figure the question names."""
         span = self.best(question, passages)
-        return span if span is not None and span.margin >= self.no_answer_threshold else None
+        if span is None or span.margin < self.no_answer_threshold or missing_numbers(question, passages):
+            return None
+        return span
 
     def confidence(self, margin: float) -> float:
         """The calibrated probability, in [0, 1], that a span with this margin answers the question."""

@@ -130,3 +130,22 @@ def test_spans_never_cross_a_sentence_end():
 
     spans = Fixed(model=None, tokenizer=Tokens()).read("问", [context], n_best=10)
     assert spans and all("。" not in s.text for s in spans)
+
+
+def test_a_figure_the_passages_never_mention_means_no_answer():
+    from qa.reader import Reader, Span, missing_numbers
+
+    passages = ["2023中关村论坛于5月25日至30日举办，增长12.5%，第6届大赛"]
+    assert missing_numbers("2024年中关村论坛在什么时候举办？", passages) == ["2024"]
+    assert missing_numbers("2023中关村论坛在什么时候举办？", passages) == []
+    assert missing_numbers("增长了2.5%吗？", passages) == ["2.5"]  # 2.5 is not a part of 12.5
+    assert missing_numbers("第６届大赛有多少个项目？", passages) == []  # full-width digits
+    assert missing_numbers("论坛在哪里举办？", passages) == []
+
+    class Fixed(Reader):
+        def read(self, question, passages, n_best=5):
+            return [Span(0, 11, 20, "5月25日至30日", 9.0, 5.0)]
+
+    reader = Fixed(model=None, tokenizer=None, no_answer_threshold=0.0)
+    assert reader.answer("2023中关村论坛在什么时候举办？", passages).text == "5月25日至30日"
+    assert reader.answer("2024年中关村论坛在什么时候举办？", passages) is None

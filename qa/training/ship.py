@@ -35,12 +35,13 @@ def choose_threshold(scored, max_false_refusal: float = 0.05) -> tuple[float, di
     answerable = [s for s in scored if s[0]["answers"]]
     unanswerable = [s for s in scored if not s[0]["answers"]]
     best = None
+    # an answer of None with refusals switched off was refused by a check that is not the threshold
     for t in sorted({round(m, 2) for _, m, _ in scored} | {0.0}):
-        refused_wrong = sum(m < t for _, m, _ in answerable) / max(len(answerable), 1)
+        refused_wrong = sum(m < t or a is None for _, m, a in answerable) / max(len(answerable), 1)
         if refused_wrong > max_false_refusal:
             continue
         f1 = sum(char_f1(a if m >= t else None, q["answers"]) for q, m, a in answerable) / max(len(answerable), 1)
-        no_answer = sum(m < t for _, m, _ in unanswerable) / max(len(unanswerable), 1)
+        no_answer = sum(m < t or a is None for _, m, a in unanswerable) / max(len(unanswerable), 1)
         key = (f1 + no_answer, -abs(t))
         if best is None or key > best[0]:
             best = (key, t, {"f1": 100 * f1, "no_answer_accuracy": 100 * no_answer,
