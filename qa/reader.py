@@ -154,14 +154,17 @@ _FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789"
 
 
 def missing_numbers(question: str, passages: list[str]) -> list[str]:
-    """The figures a question names ("2024年", "第6届") that none of the passages has.
+    """The figures a question names ("2024年", "第五届") that none of the passages has.
 
     A question about a year or a figure the articles never mention cannot be answered from them, however well a
     span about the neighbouring year scores: the reader's no-answer score is weak exactly there.
     """
-    numbers = re.findall(r"\d+(?:\.\d+)?", question.translate(_FULLWIDTH_DIGITS))
+    question = question.translate(_FULLWIDTH_DIGITS)
     text = "".join("".join(p.split()) for p in passages).translate(_FULLWIDTH_DIGITS)
-    return [n for n in numbers if not re.search(r"(?<![\d.])" + re.escape(n) + r"(?![\d]|\.\d)", text)]
+    missing = [n for n in re.findall(r"\d+(?:\.\d+)?", question)
+               if not re.search(r"(?<![\d.])" + re.escape(n) + r"(?![\d]|\.\d)", text)]
+    # ordinals in Chinese numerals: "第五届" asks about an edition the articles may never mention
+    return missing + [n for n in re.findall(r"第[一二三四五六七八九十百]+[届次期批个]", question) if n not in text]
 
 
 class Reader:

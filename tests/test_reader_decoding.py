@@ -141,6 +141,8 @@ def test_a_figure_the_passages_never_mention_means_no_answer():
     assert missing_numbers("增长了2.5%吗？", passages) == ["2.5"]  # 2.5 is not a part of 12.5
     assert missing_numbers("第６届大赛有多少个项目？", passages) == []  # full-width digits
     assert missing_numbers("论坛在哪里举办？", passages) == []
+    assert missing_numbers("第五届大赛的冠军是谁？", ["第六届大赛于去年启动"]) == ["第五届"]
+    assert missing_numbers("第六届大赛的主题是什么？", ["第六届大赛于去年启动"]) == []
 
     class Fixed(Reader):
         def read(self, question, passages, n_best=5):
