@@ -150,6 +150,28 @@ def asks_for_number(question: str) -> bool:
     return bool(_NUMBER_QUESTION.search(question))
 
 
+# "哪个基金会", "哪家公司", "哪所大学": the noun the answer ends with; generic nouns accept any organisation
+_ASKED_NOUN = re.compile(r"哪(?:一)?[个家所座款项部种类位]?([\u4e00-\u9fff]{1,4}?)(?=的|是|在|与|和|任|上|里|中|举|发|展|获|主|[？?，,]|$)")
+_ORGANISATION = re.compile(r"(?:公司|集团|银行|大学|学院|研究院|研究所|中心|实验室|基金会|协会|学会|委员会|联合会|医院|"
+                           r"联盟|组织|平台|园|部|局|署|厅|院|所|会)$")
+_GENERIC_ORGANISATION = {"企业", "单位", "机构", "组织", "公司"}
+
+
+def answer_type(question: str):
+    """A check on the span text for the type of answer the question asks for, or None when it names none."""
+    if asks_for_number(question):
+        return lambda text: bool(_NUMERAL.search(text))
+    asked = _ASKED_NOUN.search(question)
+    if not asked:
+        return None
+    noun = asked.group(1)
+    if noun in _GENERIC_ORGANISATION:
+        return lambda text: bool(_ORGANISATION.search(text))
+    if _ORGANISATION.search(noun):  # 基金会, 大学, 研究院: the name ends with the noun itself
+        return lambda text: text.endswith(noun) and len(text) > len(noun)
+    return None
+
+
 _FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
@@ -291,14 +313,16 @@ class Reader:
     def best(self, question: str, passages: list[str]) -> Span | None:
         """The best span whether or not it clears the no-answer threshold.
 
-        A question that asks for a number or a date ("多少", "哪一年") prefers the best span that holds a
-        numeral when it scores within type_slack of the best: a small reader often picks the noun next to it.
+        A question that names the type of its answer prefers the best span of that type when it scores within
+        type_slack of the best: a number or a date for "多少" / "哪一年" (a small reader often picks the noun
+        next to it), a name ending in the asked-for noun for "哪个基金会" / "哪家公司" (not half of the name).
         """
         spans = self.read(question, passages, n_best=10 if self.type_slack > 0 else 1)
         if not spans:
             return None
-        if self.type_slack > 0 and asks_for_number(question) and not _NUMERAL.search(spans[0].text):
-            typed = [s for s in spans if _NUMERAL.search(s.text) and s.margin >= spans[0].margin - self.type_slack]
+        wanted = answer_type(question) if self.type_slack > 0 else None
+        if wanted is not None and not wanted(spans[0].text):
+            typed = [s for s in spans if wanted(s.text) and s.margin >= spans[0].margin - self.type_slack]
             if typed:  # keeps the best margin: it measures whether the passages answer at all
                 return dataclasses.replace(typed[0], margin=spans[0].margin)
         return spans[0]

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from test_api import ARTICLE, EASY, NONSENSE, answering, free_port, live_server  # noqa: F401  (fixtures too)
+from test_api import ARTICLE, EASY, NONSENSE, free_port, live_server  # noqa: F401  (fixtures too)
 
 from qa.client import (AsyncClient, AuthenticationError, BadRequestError, Client, NotFoundError, QAClientError,
                        QAConnectionError)
@@ -38,7 +38,7 @@ def test_ready_and_documents(qa):
     assert docs and all(isinstance(d, DocumentInfo) for d in docs)
 
 
-def test_ask_and_chat(qa, answering):
+def test_ask_and_chat(qa):
     answer = qa.ask(EASY)
     assert isinstance(answer, Answer) and "2007" in answer.answer
     reply = qa.chat("他认为人才要怎样才能变得更好？", history=["西湖大学校长是谁？", "施一公"])
@@ -93,7 +93,7 @@ def test_errors_carry_status_and_message(qa, server):
     assert issubclass(QAConnectionError, QAClientError) and issubclass(NotFoundError, QAClientError)
 
 
-def test_async_client(server, answering):
+def test_async_client(server):
     async def run():
         async with AsyncClient(server, token=TOKEN, timeout=120) as qa:
             assert (await qa.ready()).ready

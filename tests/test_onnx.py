@@ -17,8 +17,6 @@ def test_int8_embedder_matches_fp32(tmp_path, embedder):
     assert list(tmp_path.glob("onnx/encoder-*/model.int8.onnx"))  # cached for the next process
 
 
-@pytest.mark.xfail(strict=True, reason="dynamic int8 quantisation of the 4-layer reader changes 2 of these 5 answers "
-                   "(measured); the reader stays on PyTorch in models.txt until a calibrated export agrees (issue 7)")
 def test_int8_reader_gives_the_same_answers(tmp_path):
     path = resolve_model_path(model_for("reader"))
     slow = Reader.load(path, "torch")

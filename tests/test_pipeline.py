@@ -42,7 +42,6 @@ READER_GAP = "the shipped 4-layer reader still misses this span boundary (issue 
              "fails loudly once a better reader gets it right"
 
 
-@pytest.mark.xfail(strict=True, reason=READER_GAP)
 def test_answer_across_a_line_break_is_the_exact_span(pipeline):
     assert pipeline.ask("解决某些问题时，经典计算机要花多长时间？").answer == "1万年"
 

@@ -151,3 +151,15 @@ def test_a_figure_the_passages_never_mention_means_no_answer():
     reader = Fixed(model=None, tokenizer=None, no_answer_threshold=0.0)
     assert reader.answer("2023中关村论坛在什么时候举办？", passages).text == "5月25日至30日"
     assert reader.answer("2024年中关村论坛在什么时候举办？", passages) is None
+
+
+def test_answer_type_from_the_question():
+    from qa.reader import answer_type
+
+    foundation = answer_type("比尔·盖茨是哪个基金会的联席主席？")
+    assert foundation("比尔及梅琳达·盖茨基金会") and not foundation("比尔及梅琳达") and not foundation("基金会")
+    company = answer_type("在中关村软件园与北京蜜农集团签约合作的是哪家企业？")  # a generic noun: any organisation
+    assert company("北京强盛分析仪器有限责任公司") and not company("中关村软件园内")
+    year = answer_type("中关村论坛是哪一年诞生的？")
+    assert year("2007年") and not year("中关村论坛")
+    assert answer_type("西湖大学校长是谁？") is None  # names no type: no preference
