@@ -114,7 +114,7 @@ def bench_latency(questions: list[dict], home: Path, lines: list[str]) -> dict:
     lines += ["", "### Latency per question (warm, 2 cores), ms p50 / p95 / max", "",
               "| stage | " + " | ".join(LABELS[r] for r in RUNTIMES) + " | "
               + " | ".join(f"speed-up {LABELS[r]} (p50)" for r in others) + " |",
-              "|---" * (len(RUNTIMES) + len(others)) + "|"]
+              "|---" * (1 + len(RUNTIMES) + len(others)) + "|"]
     for stage in base["stages"]:
         cells = [ms(results[r]["stages"][stage]) for r in RUNTIMES]
         ratios = [f"{pct(base['stages'][stage], 50) / max(pct(results[r]['stages'][stage], 50), 1e-9):.2f}x"

@@ -248,7 +248,8 @@ class Reader:
             cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
             reader.onnx = OnnxQA(int8_model(Path(model_path), "qa", cache_root))
         elif runtime == "torch-bf16":
-            reader.bf16 = True
+            # without native bf16 (AVX-512 BF16 / AMX) autocast is emulated and slower: stay on fp32 there
+            reader.bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         elif runtime != "torch":
             raise ValueError(f"unknown reader runtime {runtime!r}: use torch, torch-bf16 or onnx-int8")
         return reader
