@@ -221,6 +221,30 @@ def test_chat_three_turn_follow_up(client):
     assert any("136" in p["text"] for p in qa["passages"])
 
 
+# follow-ups over the bundled articles: earlier turns (question, answer, ...), the follow-up, the right answer
+FOLLOW_UPS = [
+    (["百度创始人是谁？", "李彦宏"], "他认为拥有先进AI技术的国家需要怎么做？", "通力协作"),
+    (["夺得大赛冠军的是哪家公司？", "北京深势科技有限公司"], "这家公司的政企事务副总裁是谁？", "刘会师"),
+    (["2023中关村论坛在哪个城市举行？", "北京"], "那里的数字经济占比提升至多少？", "41.6%"),
+    (["北京术锐机器人股份有限公司的副总经理是谁？", "胡慧慧"], "她介绍的机械臂有多长的展开距离？", "7厘米"),
+    (["北京量子信息科学研究院的哪位研究员介绍了量子计算云平台？", "范桁", "他介绍的量子计算云平台叫什么？", "Quafu"],
+     "它最多可同时操控多少个量子比特？", "136"),
+    (["中关村论坛吸引了多少个国家和地区的嘉宾？", "86个国家和地区", "论坛期间累计签约多少个合作项目？", "129个"],
+     "该论坛是哪一年诞生的？", "2007年"),
+]
+
+
+@pytest.mark.parametrize("history, question, expected", FOLLOW_UPS)
+def test_chat_follow_ups_are_answered_correctly(client, history, question, expected):
+    roles = ["user", "assistant"] * len(history)
+    messages = [{"role": r, "content": c} for r, c in zip(roles, history)] + [{"role": "user", "content": question}]
+    body = chat(client, messages).json()
+    qa = body["qa"]
+    assert qa["answer"] is not None and expected in qa["answer"], qa["searched_question"]
+    assert qa["searched_question"] != question  # the pronoun was resolved before retrieval
+    assert qa["answer"] in body["choices"][0]["message"]["content"]
+
+
 def test_chat_follow_up_after_a_refusal_uses_the_question(client):
     messages = [{"role": "user", "content": "西湖大学校长是谁？"},
                 {"role": "assistant", "content": "文章中没有找到答案。"},
