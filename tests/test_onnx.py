@@ -18,19 +18,22 @@ def test_int8_embedder_matches_fp32(tmp_path, embedder):
     assert list(tmp_path.glob("onnx/encoder-*/model.int8.onnx"))  # cached for the next process
 
 
-def test_int8_reader_gives_the_same_answers(tmp_path):
-    path = resolve_model_path(model_for("reader"))
-    slow = Reader.load(path, "torch")
-    fast = Reader.load(path, "onnx-int8", tmp_path)
+def assert_same_spans(reference: Reader, other: Reader) -> None:
+    """Five questions over the 002 article: the same best span for at least four, margins within 2."""
     context = original(DOC_002).replace("\n", "")[:1200]
     questions = ["中关村论坛是哪一年诞生的？", "比尔·盖茨在哪个基金会任职？", "经典计算机需要多长时间？",
                  "量子计算机需要多少秒？", "中关村是中国第几个国家自主创新示范区？"]
     same = 0
     for q in questions:
-        a, b = slow.read(q, [context], 1)[0], fast.read(q, [context], 1)[0]
+        a, b = reference.read(q, [context], 1)[0], other.read(q, [context], 1)[0]
         same += a.text == b.text
         assert abs(a.margin - b.margin) < 2.0
     assert same >= len(questions) - 1
+
+
+def test_int8_reader_gives_the_same_answers(tmp_path):
+    path = resolve_model_path(model_for("reader"))
+    assert_same_spans(Reader.load(path, "torch"), Reader.load(path, "onnx-int8", tmp_path))
 
 
 def test_bf16_reader_agrees_with_fp32():
@@ -38,15 +41,7 @@ def test_bf16_reader_agrees_with_fp32():
     path = resolve_model_path(model_for("reader"))
     fp32, bf16 = Reader.load(path, "torch"), Reader.load(path, "torch-bf16")
     assert bf16.bf16 == torch.ops.mkldnn._is_mkldnn_bf16_supported() and not fp32.bf16
-    context = original(DOC_002).replace("\n", "")[:1200]
-    questions = ["中关村论坛是哪一年诞生的？", "比尔·盖茨在哪个基金会任职？", "经典计算机需要多长时间？",
-                 "量子计算机需要多少秒？", "中关村是中国第几个国家自主创新示范区？"]
-    same = 0
-    for q in questions:
-        a, b = fp32.read(q, [context], 1)[0], bf16.read(q, [context], 1)[0]
-        same += a.text == b.text
-        assert abs(a.margin - b.margin) < 2.0
-    assert same >= len(questions) - 1
+    assert_same_spans(fp32, bf16)
 
 
 def test_unknown_reader_runtime_is_a_clear_error():
