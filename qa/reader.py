@@ -175,14 +175,15 @@ def answer_type(question: str):
 _FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
-def missing_numbers(question: str, passages: list[str]) -> list[str]:
-    """The figures a question names ("2024年", "第五届") that none of the passages has.
+def missing_numbers(question: str, texts: list[str]) -> list[str]:
+    """The figures a question names ("2024年", "第五届") that none of the texts has (the pipeline passes the
+    whole articles its passages come from: a passage may well not repeat the year its article is about).
 
     A question about a year or a figure the articles never mention cannot be answered from them, however well a
     span about the neighbouring year scores: the reader's no-answer score is weak exactly there.
     """
     question = question.translate(_FULLWIDTH_DIGITS)
-    text = "".join("".join(p.split()) for p in passages).translate(_FULLWIDTH_DIGITS)
+    text = "".join("".join(t.split()) for t in texts).translate(_FULLWIDTH_DIGITS)
     missing = [n for n in re.findall(r"\d+(?:\.\d+)?", question)
                if not re.search(r"(?<![\d.])" + re.escape(n) + r"(?![\d]|\.\d)", text)]
     # ordinals in Chinese numerals: "第五届" asks about an edition the articles may never mention
