@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qa.followup import standalone_question
 from qa.models import model_for, resolve_model_path, runtime_for
-from qa.reader import Reader, missing_numbers
+from qa.reader import Reader, missing_numbers, off_topic
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
@@ -70,13 +70,17 @@ class QAPipeline:
         passages = [self._passage(state.documents[chunk.doc_id], chunk, score) for chunk, score in hits]
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
         span = self.reader.best(to_simplified(searched), [to_simplified(chunk.text) for chunk, _ in hits])
-        # a figure the question names ("2025年") that the articles read from never mention: they don't say
+        # a figure ("2025年") or a topic ("火星") the articles read from never mention: they don't say
         articles = [to_simplified(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
-        if span is None or span.margin < self.reader.no_answer_threshold or missing_numbers(searched, articles):
-            # refused: the closest passages still go back, with how sure the reader is that they do not answer
+        simplified = to_simplified(searched)
+        unmentioned = missing_numbers(simplified, articles) or off_topic(simplified, articles)
+        if span is None or span.margin < self.reader.no_answer_threshold or unmentioned:
+            # refused: the closest passages still go back, with how sure the reader is that they answer (none
+            # when the articles never mention what is asked)
             return Answer(question=question, searched_question=searched, answer=None,
                           score=span.margin if span else 0.0,
-                          confidence=self.reader.confidence(span.margin) if span else 0.0, passages=passages)
+                          confidence=self.reader.confidence(span.margin) if span and not unmentioned else 0.0,
+                          passages=passages)
         chunk = hits[span.passage][0]
         doc = state.documents[chunk.doc_id]
         start, end = normalized(doc.text).to_original(chunk.norm_start + span.start, chunk.norm_start + span.end)

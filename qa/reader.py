@@ -172,6 +172,22 @@ def answer_type(question: str):
     return None
 
 
+# words that ask rather than say: a question made only of these and unknown words is about nothing in the articles
+_QUESTION_WORDS = set("什么 哪个 哪些 哪家 哪位 哪一年 哪年 哪里 多少 为什么 怎样 如何 怎么 名字 什么样 是不是 有没有".split())
+
+
+def off_topic(question: str, texts: list[str]) -> bool:
+    """True when none of the question's content words (jieba words of two or more characters, question words
+    aside) occurs in the texts: the articles are not about what is asked ("火星表面的平均温度是多少？"), however well
+    some span about another figure scores."""
+    from retriever.lexical import _jieba
+
+    words = [w for w in _jieba().lcut(lower_ascii(question))
+             if len(w) >= 2 and re.search(r"\w", w) and w not in _QUESTION_WORDS and not re.match(r"[哪多几什谁怎]", w)]
+    text = lower_ascii("".join(texts))
+    return bool(words) and not any(w in text for w in words)
+
+
 _FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
@@ -303,7 +319,8 @@ class Reader:
         """The best span, or None when no span beats the no-answer score by the threshold or the passages
         never mention a figure the question names."""
         span = self.best(question, passages)
-        if span is None or span.margin < self.no_answer_threshold or missing_numbers(question, passages):
+        if span is None or span.margin < self.no_answer_threshold or missing_numbers(question, passages) \
+                or off_topic(question, passages):
             return None
         return span
 
