@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qa.followup import standalone_question
 from qa.models import model_for, resolve_model_path, runtime_for
-from qa.reader import Reader, missing_numbers, off_topic
+from qa.reader import Reader, unmentioned
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
@@ -69,17 +69,17 @@ class QAPipeline:
         hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval, state)
         passages = [self._passage(state.documents[chunk.doc_id], chunk, score) for chunk, score in hits]
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
-        span = self.reader.best(to_simplified(searched), [to_simplified(chunk.text) for chunk, _ in hits])
-        # a figure ("2025年") or a topic ("火星") the articles read from never mention: they don't say
-        articles = [to_simplified(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
         simplified = to_simplified(searched)
-        unmentioned = missing_numbers(simplified, articles) or off_topic(simplified, articles)
-        if span is None or span.margin < self.reader.no_answer_threshold or unmentioned:
+        span = self.reader.best(simplified, [to_simplified(chunk.text) for chunk, _ in hits])
+        # a figure ("2025年") or a topic ("火星") the articles read from never mention: they don't say
+        articles = [simplified_text(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
+        not_mentioned = unmentioned(simplified, articles)
+        if span is None or span.margin < self.reader.no_answer_threshold or not_mentioned:
             # refused: the closest passages still go back, with how sure the reader is that they answer (none
             # when the articles never mention what is asked)
             return Answer(question=question, searched_question=searched, answer=None,
                           score=span.margin if span else 0.0,
-                          confidence=self.reader.confidence(span.margin) if span and not unmentioned else 0.0,
+                          confidence=self.reader.confidence(span.margin) if span and not not_mentioned else 0.0,
                           passages=passages)
         chunk = hits[span.passage][0]
         doc = state.documents[chunk.doc_id]
@@ -136,6 +136,12 @@ class QAPipeline:
     def _passage(doc: Document, chunk, score: float) -> Passage:
         return Passage(document=doc.id, title=doc.title, text=chunk.text, start=chunk.start, end=chunk.end,
                        score=score, sentence_ids=list(chunk.sentences))
+
+
+@functools.lru_cache(maxsize=256)
+def simplified_text(text: str) -> str:
+    """A whole article in Simplified characters (cached: the refusal checks read it on every question)."""
+    return to_simplified(text)
 
 
 @functools.lru_cache(maxsize=256)

@@ -206,6 +206,11 @@ def missing_numbers(question: str, texts: list[str]) -> list[str]:
     return missing + [n for n in re.findall(r"第[一二三四五六七八九十百]+[届次期批个]", question) if n not in text]
 
 
+def unmentioned(question: str, texts: list[str]) -> bool:
+    """The texts never mention what the question asks about: a figure it names, or any of its content words."""
+    return bool(missing_numbers(question, texts)) or off_topic(question, texts)
+
+
 class Reader:
     """An extractive QA model (AutoModelForQuestionAnswering) with windowing and span decoding."""
 
@@ -219,7 +224,6 @@ class Reader:
         no_answer_threshold: float = 0.0,
         batch_size: int = 16,
         type_slack: float = 0.0,
-        whole_units: bool = True,
         calibration: tuple[float, float] | None = None,
     ):
         import torch
@@ -234,7 +238,6 @@ class Reader:
         self.batch_size = batch_size
         self.onnx = None  # an OnnxQA when the int8 runtime is chosen
         self.bf16 = False  # torch-bf16 runtime: autocast the forward pass (AVX-512 BF16 / AMX CPUs)
-        self.whole_units = whole_units  # widen spans to whole numbers, units and words (see whole_units)
         self.type_slack = type_slack  # how far below the best a span of the asked-for type may score
         # confidence = sigmoid(a * margin + b), fitted by qa.training.ship; unfitted, 0.5 sits at the threshold
         self.calibration = tuple(calibration) if calibration else None
@@ -307,8 +310,7 @@ class Reader:
                 cs, ce = _trim(passages[p], int(offsets[a][0]), int(offsets[b][1]))
                 if cs >= ce or _SENTENCE_END.search(passages[p], cs, ce):  # an answer stays in one sentence
                     continue
-                if self.whole_units:
-                    cs, ce = _trim(passages[p], *whole_units(passages[p], cs, ce))
+                cs, ce = _trim(passages[p], *whole_units(passages[p], cs, ce))
                 span = Span(p, cs, ce, passages[p][cs:ce], score, score - null)
                 key = (p, cs, ce)
                 if key not in spans or spans[key].margin < span.margin:
@@ -317,10 +319,9 @@ class Reader:
 
     def answer(self, question: str, passages: list[str]) -> Span | None:
         """The best span, or None when no span beats the no-answer score by the threshold or the passages
-        never mention a figure the question names."""
+        never mention what the question asks about."""
         span = self.best(question, passages)
-        if span is None or span.margin < self.no_answer_threshold or missing_numbers(question, passages) \
-                or off_topic(question, passages):
+        if span is None or span.margin < self.no_answer_threshold or unmentioned(question, passages):
             return None
         return span
 
