@@ -138,7 +138,26 @@ def whole_units(context: str, start: int, end: int) -> tuple[int, int]:
     tail = _SPEECH_TAIL.search(context[start:end])
     if tail and tail.start() >= 2:
         end = start + tail.start()
-    return start, end
+    return _coordinated_founders(context, start, end), end
+
+
+def _coordinated_founders(context: str, start: int, end: int) -> int:
+    """The start of an organisation named after two people, when the span holds only the second one:
+    "比尔及|梅琳达·盖茨基金会" -> "比尔及梅琳达·盖茨基金会". A person's name (jieba: nr…) joined by 及 / 与 / 和
+    right before an organisation's name belongs to it; an organisation there ("清华大学与北京大学") does not."""
+    if start < 3 or context[start - 1] not in "及与和" or not _ORGANISATION.search(context[start:end]):
+        return start
+    import jieba.posseg as pseg
+
+    clause = max(context.rfind(c, 0, start - 1) for c in _SEPARATORS) + 1
+    position, words = clause, []
+    for w in pseg.cut(context[clause:end]):
+        words.append((position, w.word, w.flag))
+        position += len(w.word)
+    for (at, word, flag), (next_at, _, _) in zip(words, words[1:]):
+        if next_at == start - 1:  # the word right before the conjunction
+            return at if flag.startswith("nr") and len(word) >= 2 else start
+    return start
 
 
 _NUMBER_QUESTION = re.compile(r"多少|几[个位家项届次年月日天倍成岁名号期场轮条种所座台]|多大|多长|多高|多远|多久|多重|百分之几"

@@ -45,15 +45,10 @@ def test_a_year_the_articles_never_mention_is_refused(pipeline):
     assert refused.answer is None and refused.citations == [] and refused.passages
 
 
-READER_GAP = "the shipped 4-layer reader still misses this span boundary (issue 4: reader quality); strict, so it " \
-             "fails loudly once a better reader gets it right"
-
-
 def test_answer_across_a_line_break_is_the_exact_span(pipeline):
     assert pipeline.ask("解决某些问题时，经典计算机要花多长时间？").answer == "1万年"
 
 
-@pytest.mark.xfail(strict=True, reason=READER_GAP)
 def test_name_across_a_line_break_is_cited_exactly(pipeline):
     answer = pipeline.ask("比尔·盖茨是哪个基金会的联席主席？")
     assert answer.answer == "比尔及梅琳达·盖茨基金会"

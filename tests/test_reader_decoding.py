@@ -101,6 +101,21 @@ def test_whole_units_keep_numbers_whole_and_with_their_unit():
     assert widen("2007年诞生的中关村论坛", "中关村论坛") == "中关村论坛"  # no number: unchanged
 
 
+def test_an_organisation_named_after_two_people_is_not_cut_in_half():
+    from qa.reader import whole_units
+
+    def widen(text, part):
+        start = text.index(part)
+        s, e = whole_units(text, start, start + len(part))
+        return text[s:e]
+
+    assert widen("共识。比尔及梅琳达·盖茨基金会联席主席比尔·盖茨表示", "梅琳达·盖茨基金会") == "比尔及梅琳达·盖茨基金会"
+    assert widen("这笔款项来自李嘉诚与王健林基金会", "王健林基金会") == "李嘉诚与王健林基金会"
+    # two organisations, or a person not before an organisation: each stays its own answer
+    assert widen("由清华大学与北京大学共同主办", "北京大学") == "北京大学"
+    assert widen("比尔及梅琳达·盖茨出席", "梅琳达·盖茨") == "梅琳达·盖茨"
+
+
 def test_spans_never_cross_a_sentence_end():
     from qa.reader import Reader
 
