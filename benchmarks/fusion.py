@@ -67,7 +67,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from qa.evaluate import inews_documents, load_questions
-    from qa.models import model_for
+    from qa.models import model_for, runtime_for
     from qa.settings import Settings
     from retriever.documents import bundled_documents
     from retriever.embedder import Embedder
@@ -76,7 +76,8 @@ def main(argv=None):
     settings = Settings()
     folder = settings.home / "bench" / ("with-distractors" if args.distractors else "bundled")
     seed = (lambda: bundled_documents() + inews_documents()) if args.distractors else bundled_documents
-    index = CorpusIndex.open(folder, Embedder(model_for("embedder")), seed, settings.chunk_size, settings.overlap)
+    embedder = Embedder(model_for("embedder"), runtime_for("embedder"), settings.home)
+    index = CorpusIndex.open(folder, embedder, seed, settings.chunk_size, settings.overlap)
     splits = {s: [q for q in load_questions(args.questions, s) if q["answers"]] for s in ("tune", "report")}
     rows = {s: rankings(index, items) for s, items in splits.items()}
 

@@ -270,7 +270,7 @@ def _eval_retrieval(items, home, distractors: bool, json_out: bool):
     import time
 
     from qa.evaluate import evaluate_retrieval, inews_documents, print_retrieval
-    from qa.models import model_for
+    from qa.models import model_for, runtime_for
     from retriever.documents import bundled_documents
     from retriever.embedder import Embedder
     from retriever.hybrid import HybridRetriever
@@ -280,7 +280,8 @@ def _eval_retrieval(items, home, distractors: bool, json_out: bool):
     folder = settings.home / "bench" / ("with-distractors" if distractors else "bundled")
     seed = (lambda: bundled_documents() + inews_documents()) if distractors else bundled_documents
     started = time.perf_counter()
-    index = CorpusIndex.open(folder, Embedder(model_for("embedder")), seed, settings.chunk_size, settings.overlap,
+    embedder = Embedder(model_for("embedder"), runtime_for("embedder"), settings.home)
+    index = CorpusIndex.open(folder, embedder, seed, settings.chunk_size, settings.overlap,
                              progress=not json_out)
     build_seconds = time.perf_counter() - started
     report = evaluate_retrieval(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qa.followup import standalone_question
 from qa.models import model_for, resolve_model_path, runtime_for
-from qa.reader import Reader, unmentioned
+from qa.reader import Reader, fits_asked_unit, unmentioned
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
@@ -71,15 +71,16 @@ class QAPipeline:
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
         simplified = to_simplified(searched)
         span = self.reader.best(simplified, [to_simplified(chunk.text) for chunk, _ in hits])
-        # a figure ("2025年") or a topic ("火星") the articles read from never mention: they don't say
+        # they don't say: a figure ("2025年") or a topic ("火星") the articles read from never mention, or a best
+        # span in another unit than the one asked for ("多少人次" answered "约650家")
         articles = [simplified_text(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
-        not_mentioned = unmentioned(simplified, articles)
-        if span is None or span.margin < self.reader.no_answer_threshold or not_mentioned:
+        not_given = unmentioned(simplified, articles) or (span is not None and not fits_asked_unit(simplified, span.text))
+        if span is None or span.margin < self.reader.no_answer_threshold or not_given:
             # refused: the closest passages still go back, with how sure the reader is that they answer (none
-            # when the articles never mention what is asked)
+            # when the articles do not give what is asked)
             return Answer(question=question, searched_question=searched, answer=None,
                           score=span.margin if span else 0.0,
-                          confidence=self.reader.confidence(span.margin) if span and not not_mentioned else 0.0,
+                          confidence=self.reader.confidence(span.margin) if span and not not_given else 0.0,
                           passages=passages)
         chunk = hits[span.passage][0]
         doc = state.documents[chunk.doc_id]

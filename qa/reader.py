@@ -176,10 +176,41 @@ _ORGANISATION = re.compile(r"(?:公司|集团|银行|大学|学院|研究院|研
 _GENERIC_ORGANISATION = {"企业", "单位", "机构", "组织", "公司"}
 
 
+# The unit a "多少" question names and the granularity a date question asks for. A span without it is another
+# figure ("多少人次" answered with "约650家", "多少亿元" with "28.4%"): the articles don't give the one asked for.
+_ASKED_UNIT = re.compile(r"多少(钱|人次|亿元|万元|美元|元|平方米|平方公里|公里|千米|小时|分钟|周年|"
+                         r"[家名项年核份人届位座台所件户天岁场期条种只篇部倍秒米吨例])")
+_UNIT_FAMILY = {"钱": ("元",), "人": ("人", "名", "位"), "名": ("名", "人", "位"), "位": ("位", "名", "人")}
+_ASKED_DATE = ((re.compile(r"哪一?年|几几年"), ("年",)), (re.compile(r"哪一?天|几号|几月几[日号]"), ("日", "号")),
+               (re.compile(r"哪个月|几月份"), ("月",)))
+
+
+def _has_in_order(text: str, unit: str) -> bool:
+    """'亿元' in '6亿多元': each character of the unit, in order."""
+    at = 0
+    for ch in unit:
+        at = text.find(ch, at) + 1
+        if not at:
+            return False
+    return True
+
+
+def fits_asked_unit(question: str, text: str) -> bool:
+    """False when the question names a unit or a date granularity that the span does not have."""
+    asked = _ASKED_UNIT.search(question)
+    if asked:
+        units = _UNIT_FAMILY.get(asked.group(1), (asked.group(1),))
+        return any(_has_in_order(text, u) for u in units)
+    for pattern, units in _ASKED_DATE:
+        if pattern.search(question):
+            return any(u in text for u in units)
+    return True
+
+
 def answer_type(question: str):
     """A check on the span text for the type of answer the question asks for, or None when it names none."""
     if asks_for_number(question):
-        return lambda text: bool(_NUMERAL.search(text))
+        return lambda text: bool(_NUMERAL.search(text)) and fits_asked_unit(question, text)
     asked = _ASKED_NOUN.search(question)
     if not asked:
         return None
@@ -340,7 +371,8 @@ class Reader:
         """The best span, or None when no span beats the no-answer score by the threshold or the passages
         never mention what the question asks about."""
         span = self.best(question, passages)
-        if span is None or span.margin < self.no_answer_threshold or unmentioned(question, passages):
+        if (span is None or span.margin < self.no_answer_threshold or unmentioned(question, passages)
+                or not fits_asked_unit(question, span.text)):
             return None
         return span
 

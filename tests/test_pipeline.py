@@ -45,6 +45,13 @@ def test_a_year_the_articles_never_mention_is_refused(pipeline):
     assert refused.answer is None and refused.citations == [] and refused.passages
 
 
+def test_a_figure_in_another_unit_is_no_answer(pipeline):
+    # the articles count exhibitors (约650家) but never visitors in 人次
+    refused = pipeline.ask("2023中关村论坛展览期间累计接待了多少人次观众？")
+    assert refused.answer is None and refused.confidence == 0.0 and refused.passages
+    assert pipeline.ask("本届论坛有多少名科学家、企业家等人士到现场参会？").answer == "5000余名"
+
+
 def test_answer_across_a_line_break_is_the_exact_span(pipeline):
     assert pipeline.ask("解决某些问题时，经典计算机要花多长时间？").answer == "1万年"
 

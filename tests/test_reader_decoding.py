@@ -48,8 +48,10 @@ def test_number_questions_prefer_a_numeral_span_within_the_slack():
     chosen = reader.answer("哪一年诞生的？", ["论坛于2007年诞生"])
     assert chosen.text == "2007年" and chosen.margin == 5.0  # the best margin decides whether to answer
     assert reader.answer("是什么论坛？", ["论坛于2007年诞生"]).text == "论坛"  # not a number question
+    assert reader.answer("论坛有多少？", ["论坛于2007年诞生"]).text == "2007年"  # a number, no unit named
     reader.type_slack = 0.5
-    assert reader.answer("哪一年诞生的？", ["论坛于2007年诞生"]).text == "论坛"  # the numeral span scores too far below
+    assert reader.answer("论坛有多少？", ["论坛于2007年诞生"]).text == "论坛"  # the numeral span scores too far below
+    assert reader.answer("哪一年诞生的？", ["论坛于2007年诞生"]) is None  # and "论坛" is not a year: no answer
     reader.no_answer_threshold = 6.0
     assert reader.answer("哪一年诞生的？", ["论坛于2007年诞生"]) is None
 
@@ -178,6 +180,24 @@ def test_answer_type_from_the_question():
     year = answer_type("中关村论坛是哪一年诞生的？")
     assert year("2007年") and not year("中关村论坛")
     assert answer_type("西湖大学校长是谁？") is None  # names no type: no preference
+
+
+def test_a_figure_in_another_unit_than_the_one_asked_for_does_not_answer():
+    from qa.reader import answer_type, fits_asked_unit
+
+    assert not fits_asked_unit("展览期间累计接待了多少人次观众？", "约650家")
+    assert fits_asked_unit("展览期间累计接待了多少人次观众？", "超过10万人次")
+    assert not fits_asked_unit("增加值总额是多少亿元？", "28.4%")
+    assert fits_asked_unit("累计提供了多少亿元资金？", "6亿多元")  # the unit's characters, in order
+    assert fits_asked_unit("本届论坛有多少人到现场参会？", "5000余名")  # 人 / 名 / 位 count people alike
+    assert fits_asked_unit("去年中国提交了多少份国际专利申请？", "7 万份")
+    assert not fits_asked_unit("视频演讲是在论坛哪一天播放的？", "2023")  # a day, not a year
+    assert fits_asked_unit("论坛在哪一天开幕？", "5月25日")
+    assert not fits_asked_unit("中关村论坛是哪一年诞生的？", "中关村")
+    assert fits_asked_unit("签约项目的总金额是多少？", "超过810亿元")  # no unit named: any figure
+    assert fits_asked_unit("能同时操控多少个量子比特？", "136 个")
+    people = answer_type("展览期间累计接待了多少人次观众？")  # the typed preference asks for the unit too
+    assert people("约5万人次") and not people("约650家")
 
 
 def test_a_question_about_nothing_in_the_articles_is_off_topic():
