@@ -84,14 +84,16 @@ def test_calibration_fit_matches_the_rate_of_right_answers():
     assert a > 0 and abs(sigmoid(1.5) - 0.75) < 0.08 and abs(sigmoid(-1.5) - 0.25) < 0.08
 
 
-def test_whole_units_keep_numbers_whole_and_with_their_unit():
+def widen(text, part):
+    """The span whole_units makes of the first occurrence of part in text."""
     from qa.reader import whole_units
 
-    def widen(text, part):
-        start = text.index(part)
-        s, e = whole_units(text, start, start + len(part))
-        return text[s:e]
+    start = text.index(part)
+    s, e = whole_units(text, start, start + len(part))
+    return text[s:e]
 
+
+def test_whole_units_keep_numbers_whole_and_with_their_unit():
     assert widen("本届论坛有5000余名科学家到场", "5000余") == "5000余名"
     assert widen("约300多家跨国公司在中关村设立总部", "300") == "300多家"
     assert widen("经典计算机需要1万年才能完成", "1") == "1万年"  # the "1\n万年" of the PDF, joined
@@ -104,13 +106,6 @@ def test_whole_units_keep_numbers_whole_and_with_their_unit():
 
 
 def test_an_organisation_named_after_two_people_is_not_cut_in_half():
-    from qa.reader import whole_units
-
-    def widen(text, part):
-        start = text.index(part)
-        s, e = whole_units(text, start, start + len(part))
-        return text[s:e]
-
     assert widen("共识。比尔及梅琳达·盖茨基金会联席主席比尔·盖茨表示", "梅琳达·盖茨基金会") == "比尔及梅琳达·盖茨基金会"
     assert widen("这笔款项来自李嘉诚与王健林基金会", "王健林基金会") == "李嘉诚与王健林基金会"
     # two organisations, or a person not before an organisation: each stays its own answer
