@@ -195,16 +195,46 @@ def _has_in_order(text: str, unit: str) -> bool:
     return True
 
 
-def fits_asked_unit(question: str, text: str) -> bool:
-    """False when the question names a unit or a date granularity that the span does not have."""
+# money asked for by its noun: "多少资金支持", "签约金额是多少"
+_ASKS_MONEY = re.compile(r"多少(?:资金|经费|投资|奖金)|(?:资金|金额|经费|投资额|收入|营收|费用|价格|奖金)(?:总额)?"
+                         r"(?:是|为|有|达到?|共)?多少")
+
+
+def asked_units(question: str) -> tuple[str, ...]:
+    """The units a "多少" question accepts in its answer; () when it names none."""
     asked = _ASKED_UNIT.search(question)
     if asked:
-        units = _UNIT_FAMILY.get(asked.group(1), (asked.group(1),))
+        return _UNIT_FAMILY.get(asked.group(1), (asked.group(1),))
+    return ("元",) if _ASKS_MONEY.search(question) else ()
+
+
+def fits_asked_unit(question: str, text: str) -> bool:
+    """False when the question names a unit or a date granularity that the span does not have."""
+    units = asked_units(question)
+    if units:
         return any(_has_in_order(text, u) for u in units)
     for pattern, units in _ASKED_DATE:
         if pattern.search(question):
             return any(u in text for u in units)
     return True
+
+
+# a quantity as the articles write it: "约650家", "超过810亿元", "6亿多元", "7 万份", "5000余名"
+_QUANTITY = re.compile(r"(?:约|近|超过|逾|达|共|多达|将近|不到)?[0-9０-９]+(?:[.．,][0-9０-９]+)*[ \u3000]?[多余]?[万亿千百]?[多余]?"
+                       r"(?:人次|万年|亿元|万元|美元|平方米|平方公里|公里|千米|小时|分钟|周年|%|％|"
+                       r"[个家名项元年核份人次届位座台所件户天岁场期条种只篇部倍秒米吨克例])")
+
+
+def asked_quantity(question: str, text: str) -> tuple[int, int] | None:
+    """Where, in a span, the quantity in the asked unit stands: "50余家科幻领域企业的60项" answers "多少项" with
+    "60项" only. The last such quantity (nearest the span's end, which the reader chose); None when the
+    question names no unit or the span has no quantity in it."""
+    units = asked_units(question)
+    found = None
+    for m in _QUANTITY.finditer(text) if units else ():
+        if any(_has_in_order(m.group(), u) for u in units):
+            found = (m.start(), m.end())
+    return found
 
 
 def answer_type(question: str):
@@ -395,5 +425,14 @@ class Reader:
         if wanted is not None and not wanted(spans[0].text):
             typed = [s for s in spans if wanted(s.text) and s.margin >= spans[0].margin - self.type_slack]
             if typed:  # keeps the best margin: it measures whether the passages answer at all
-                return dataclasses.replace(typed[0], margin=spans[0].margin)
-        return spans[0]
+                return self._just_the_quantity(question, dataclasses.replace(typed[0], margin=spans[0].margin))
+        return self._just_the_quantity(question, spans[0])
+
+    @staticmethod
+    def _just_the_quantity(question: str, span: Span) -> Span:
+        """A "多少<unit>" answer is the quantity in that unit, not the clause around it."""
+        found = asked_quantity(question, span.text)
+        if found is None or found == (0, len(span.text)):
+            return span
+        start, end = span.start + found[0], span.start + found[1]
+        return dataclasses.replace(span, start=start, end=end, text=span.text[found[0]:found[1]])

@@ -50,6 +50,7 @@ def test_a_figure_in_another_unit_is_no_answer(pipeline):
     refused = pipeline.ask("2023中关村论坛展览期间累计接待了多少人次观众？")
     assert refused.answer is None and refused.confidence == 0.0 and refused.passages
     assert pipeline.ask("本届论坛有多少名科学家、企业家等人士到现场参会？").answer == "5000余名"
+    assert pipeline.ask("科幻展一共展出了多少项新技术新产品？").answer == "60项"  # not "50余家…企业的60项"
 
 
 def test_answer_across_a_line_break_is_the_exact_span(pipeline):

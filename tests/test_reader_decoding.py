@@ -195,6 +195,27 @@ def test_a_figure_in_another_unit_than_the_one_asked_for_does_not_answer():
     assert people("约5万人次") and not people("约650家")
 
 
+def test_a_quantity_question_is_answered_by_the_quantity_in_its_unit():
+    from qa.reader import Reader, Span, asked_quantity, fits_asked_unit
+
+    def quantity(question, text):
+        found = asked_quantity(question, text)
+        return text[found[0]:found[1]] if found else None
+
+    assert quantity("科幻展一共展出了多少项新技术新产品？", "50余家科幻领域企业的60项") == "60项"
+    assert quantity("累计提供了多少资金支持？", "175家优质前沿技术企业提供6亿多元") == "6亿多元"  # money by its noun
+    assert quantity("签约项目的总金额是多少？", "超过810亿元") == "超过810亿元"  # already just the quantity
+    assert quantity("最多能同时操控多少个量子比特？", "136 个量子比特") is None  # 个 names no particular unit
+    assert not fits_asked_unit("签约金额是多少？", "175家")
+
+    class Fixed(Reader):
+        def read(self, question, passages, n_best=5):
+            return [Span(0, 3, 17, "50余家科幻领域企业的60项", 9.0, 5.0)]
+
+    span = Fixed(model=None, tokenizer=None).best("展出了多少项新技术？", ["科幻展50余家科幻领域企业的60项新技术"])
+    assert (span.text, span.start, span.end, span.margin) == ("60项", 14, 17, 5.0)
+
+
 def test_a_question_about_nothing_in_the_articles_is_off_topic():
     from qa.reader import off_topic
 
