@@ -117,6 +117,7 @@ _UNIT_AFTER_NUMBER = re.compile(
     r"[个家名项元年核份人次届位座台所件户天岁场期条种只篇部倍秒米吨克月日号层])"
 )
 _DIGIT = re.compile(r"[0-9０-９]")
+_DATE_RANGE_END = re.compile(r"(?:至|到|—|-|－|～|~)(?:[0-9０-９]{1,2}月)?[0-9０-９]{1,2}日")
 _SPEECH_TAIL = re.compile(r"(?:说|表示|指出|强调|介绍|称)$")  # "董进说": the name, not the verb after it
 _SENTENCE_END = re.compile(r"[。！？；!?;]")
 
@@ -135,6 +136,10 @@ def whole_units(context: str, start: int, end: int) -> tuple[int, int]:
         unit = _UNIT_AFTER_NUMBER.match(context, end)
         if unit:
             end = unit.end()
+    if context[end - 1:end] == "日":  # "5月25日" of "5月25日至30日": a date range is one unit
+        date_range = _DATE_RANGE_END.match(context, end)
+        if date_range:
+            end = date_range.end()
     tail = _SPEECH_TAIL.search(context[start:end])
     if tail and tail.start() >= 2:
         end = start + tail.start()
@@ -223,6 +228,22 @@ def fits_asked_unit(question: str, text: str) -> bool:
 _QUANTITY = re.compile(r"(?:约|近|超过|逾|达|共|多达|将近|不到)?[0-9０-９]+(?:[.．,][0-9０-９]+)*[ \u3000]?[多余]?[万亿千百]?[多余]?"
                        r"(?:人次|万年|亿元|万元|美元|平方米|平方公里|公里|千米|小时|分钟|周年|%|％|"
                        r"[个家名项元年核份人次届位座台所件户天岁场期条种只篇部倍秒米吨克例])")
+
+
+_ASKS_PERSON = re.compile(r"谁|哪位|哪一位")
+# the titles news writers put before a name: "西湖大学校长施一公", "研究员阿德姆·帕塔普蒂安"
+_TITLE_BEFORE_NAME = re.compile(r"(?:教授|研究员|院士|校长|院长|所长|主席|总干事|董事长|总经理|总裁|首席执行官|创始人|部长|"
+                                r"市长|书记|主任|负责人|专家|记者|得主|主持人|科学家|企业家|工程师)"
+                                r"((?:[\u4e00-\u9fff]{1,8}·)*[\u4e00-\u9fff]{2,8})$")
+
+
+def asked_name(question: str, text: str) -> tuple[int, int] | None:
+    """Where the name stands in a span that answers "谁" with titles before it: "斯克利普斯研究所教授、霍华德·休斯
+    医学研究所研究员阿德姆·帕塔普蒂安" -> "阿德姆·帕塔普蒂安"; None when there is nothing to cut."""
+    if not _ASKS_PERSON.search(question):
+        return None
+    found = _TITLE_BEFORE_NAME.search(text)
+    return (found.start(1), found.end(1)) if found and found.start(1) > 0 else None
 
 
 def asked_quantity(question: str, text: str) -> tuple[int, int] | None:
@@ -425,13 +446,13 @@ class Reader:
         if wanted is not None and not wanted(spans[0].text):
             typed = [s for s in spans if wanted(s.text) and s.margin >= spans[0].margin - self.type_slack]
             if typed:  # keeps the best margin: it measures whether the passages answer at all
-                return self._just_the_quantity(question, dataclasses.replace(typed[0], margin=spans[0].margin))
-        return self._just_the_quantity(question, spans[0])
+                return self._just_what_is_asked(question, dataclasses.replace(typed[0], margin=spans[0].margin))
+        return self._just_what_is_asked(question, spans[0])
 
     @staticmethod
-    def _just_the_quantity(question: str, span: Span) -> Span:
-        """A "多少<unit>" answer is the quantity in that unit, not the clause around it."""
-        found = asked_quantity(question, span.text)
+    def _just_what_is_asked(question: str, span: Span) -> Span:
+        """A "多少<unit>" answer is the quantity in that unit, a "谁" answer the name: not the words around them."""
+        found = asked_quantity(question, span.text) or asked_name(question, span.text)
         if found is None or found == (0, len(span.text)):
             return span
         start, end = span.start + found[0], span.start + found[1]

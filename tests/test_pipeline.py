@@ -53,6 +53,11 @@ def test_a_figure_in_another_unit_is_no_answer(pipeline):
     assert pipeline.ask("科幻展一共展出了多少项新技术新产品？").answer == "60项"  # not "50余家…企业的60项"
 
 
+def test_who_questions_get_the_name_and_dates_their_whole_range(pipeline):
+    assert pipeline.ask("哪位2021年诺贝尔生理学或医学奖得主在论坛上引用了电影台词？").answer == "阿德姆·帕塔普蒂安"
+    assert pipeline.ask("今年的科博会是从哪天开到哪天的？").answer == "5月26日至30日"
+
+
 def test_answer_across_a_line_break_is_the_exact_span(pipeline):
     assert pipeline.ask("解决某些问题时，经典计算机要花多长时间？").answer == "1万年"
 

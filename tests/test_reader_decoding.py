@@ -103,6 +103,8 @@ def test_whole_units_keep_numbers_whole_and_with_their_unit():
     assert widen("院长董进说，这很好", "董进说") == "董进"  # the name, not the verb after it
     assert widen("他说", "他说") == "他说"  # too short to be a name and a verb
     assert widen("2007年诞生的中关村论坛", "中关村论坛") == "中关村论坛"  # no number: unchanged
+    assert widen("论坛于5月25日至30日举办", "5月25日") == "5月25日至30日"  # a date range is one unit
+    assert widen("展期为5月26日-6月2日", "5月26日") == "5月26日-6月2日"
 
 
 def test_an_organisation_named_after_two_people_is_not_cut_in_half():
@@ -214,6 +216,20 @@ def test_a_quantity_question_is_answered_by_the_quantity_in_its_unit():
 
     span = Fixed(model=None, tokenizer=None).best("展出了多少项新技术？", ["科幻展50余家科幻领域企业的60项新技术"])
     assert (span.text, span.start, span.end, span.margin) == ("60项", 14, 17, 5.0)
+
+
+def test_a_who_question_is_answered_by_the_name_without_the_titles_before_it():
+    from qa.reader import asked_name
+
+    def name(question, text):
+        found = asked_name(question, text)
+        return text[found[0]:found[1]] if found else None
+
+    assert name("哪位诺贝尔奖得主引用了电影台词？", "斯克利普斯研究所教授、霍华德·休斯医学研究所研究员阿德姆·帕塔普蒂安") \
+        == "阿德姆·帕塔普蒂安"
+    assert name("谈到人才交流的是谁？", "中国科学院院士、西湖大学校长施一公") == "施一公"
+    assert name("谈到人才交流的是谁？", "施一公") is None  # just a name: nothing to cut
+    assert name("他担任什么职务？", "西湖大学校长施一公") is None  # not a who-question
 
 
 def test_a_question_about_nothing_in_the_articles_is_off_topic():
