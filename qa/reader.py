@@ -246,6 +246,34 @@ def asked_name(question: str, text: str) -> tuple[int, int] | None:
     return (found.start(1), found.end(1)) if found and found.start(1) > 0 else None
 
 
+_ASKS_FOR_MANY = re.compile(r"哪些|哪几(?:个|家|位|项|种|所|类|方面)")
+_ITEM_END = re.compile(r"[，,。；;：:！？!?、\n“”（）()]|等|共同|联合|的")
+# what opens a clause before the first item of a list: "由|科技部、…", "成为|全球知名科学家、企业家"
+_LIST_LEAD = re.compile(r"(?:由|包括|包含|其中有|其中|共有|有|是|为|成为|在|和|与|及|从|对|向|如|引入|吸引)")
+
+
+def whole_list(context: str, start: int, end: int) -> tuple[int, int]:
+    """A span that is one item of a "、" list, widened to the whole list: "哪些单位主办" is answered by all of
+    "科技部、国家发展改革委、…、北京市政府", not its last three. Items run to the clause's punctuation; a
+    leading 由 / 包括 / 成为 is not part of the first one; an item longer than 20 characters ends the list."""
+    while start > 0 and context[start - 1] == "、":
+        item = start - 1
+        while item > 0 and not re.match(r"[，,。；;：:！？!?、\n“”（）()]", context[item - 1]) and start - item <= 20:
+            item -= 1
+        lead = _LIST_LEAD.match(context, item, start - 1)
+        item = lead.end() if lead else item
+        if start - 1 - item > 20 or item >= start - 1:
+            break
+        start = item
+    while end < len(context) and context[end] == "、":
+        stop = _ITEM_END.search(context, end + 1)
+        item_end = stop.start() if stop else len(context)
+        if item_end - end - 1 > 20 or item_end <= end + 1:
+            break
+        end = item_end
+    return start, end
+
+
 def asked_quantity(question: str, text: str) -> tuple[int, int] | None:
     """Where, in a span, the quantity in the asked unit stands: "50余家科幻领域企业的60项" answers "多少项" with
     "60项" only. The last such quantity (nearest the span's end, which the reader chose); None when the
@@ -446,14 +474,18 @@ class Reader:
         if wanted is not None and not wanted(spans[0].text):
             typed = [s for s in spans if wanted(s.text) and s.margin >= spans[0].margin - self.type_slack]
             if typed:  # keeps the best margin: it measures whether the passages answer at all
-                return self._just_what_is_asked(question, dataclasses.replace(typed[0], margin=spans[0].margin))
-        return self._just_what_is_asked(question, spans[0])
+                return self._what_is_asked(question, dataclasses.replace(typed[0], margin=spans[0].margin), passages)
+        return self._what_is_asked(question, spans[0], passages)
 
     @staticmethod
-    def _just_what_is_asked(question: str, span: Span) -> Span:
-        """A "多少<unit>" answer is the quantity in that unit, a "谁" answer the name: not the words around them."""
+    def _what_is_asked(question: str, span: Span, passages: list[str]) -> Span:
+        """A "多少<unit>" answer is the quantity in that unit, a "谁" answer the name (not the words around
+        them), a "哪些" answer the whole list its span is an item of."""
         found = asked_quantity(question, span.text) or asked_name(question, span.text)
-        if found is None or found == (0, len(span.text)):
+        if found is not None:
+            start, end = span.start + found[0], span.start + found[1]
+        elif _ASKS_FOR_MANY.search(question):
+            start, end = whole_list(passages[span.passage], span.start, span.end)
+        else:
             return span
-        start, end = span.start + found[0], span.start + found[1]
-        return dataclasses.replace(span, start=start, end=end, text=span.text[found[0]:found[1]])
+        return dataclasses.replace(span, start=start, end=end, text=passages[span.passage][start:end])

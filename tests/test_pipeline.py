@@ -53,6 +53,12 @@ def test_a_figure_in_another_unit_is_no_answer(pipeline):
     assert pipeline.ask("科幻展一共展出了多少项新技术新产品？").answer == "60项"  # not "50余家…企业的60项"
 
 
+def test_a_which_ones_question_gets_the_whole_list(pipeline):
+    answer = pipeline.ask("2023中关村论坛由哪些单位共同主办？")
+    assert answer.answer == "科技部、国家发展改革委、工业和信息化部、国务院国资委、中国科学院、中国工程院、中国科协、北京市政府"
+    assert original(answer.citations[0].document)[answer.citations[0].start:answer.citations[0].end] == answer.answer
+
+
 def test_who_questions_get_the_name_and_dates_their_whole_range(pipeline):
     assert pipeline.ask("哪位2021年诺贝尔生理学或医学奖得主在论坛上引用了电影台词？").answer == "阿德姆·帕塔普蒂安"
     assert pipeline.ask("今年的科博会是从哪天开到哪天的？").answer == "5月26日至30日"

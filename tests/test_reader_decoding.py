@@ -232,6 +232,21 @@ def test_a_who_question_is_answered_by_the_name_without_the_titles_before_it():
     assert name("他担任什么职务？", "西湖大学校长施一公") is None  # not a who-question
 
 
+def test_an_item_of_a_list_is_widened_to_the_whole_list():
+    from qa.reader import whole_list
+
+    def widen_list(text, part):
+        start = text.index(part)
+        s, e = whole_list(text, start, start + len(part))
+        return text[s:e]
+
+    hosts = "5月25日至30日，由科技部、国家发展改革委、工业和信息化部、中国科协、北京市政府共同主办的论坛在京举行。"
+    assert widen_list(hosts, "中国科协、北京市政府") == "科技部、国家发展改革委、工业和信息化部、中国科协、北京市政府"
+    assert widen_list("引入全息投影、数字导引等技术手段", "全息投影") == "全息投影、数字导引"  # up to 等
+    assert widen_list("共享未来，成为全球知名科学家、企业家的强烈共识", "企业家") == "全球知名科学家、企业家"  # not 成为
+    assert widen_list("他来自北京，也去过上海", "北京") == "北京"  # no list: unchanged
+
+
 def test_a_question_about_nothing_in_the_articles_is_off_topic():
     from qa.reader import off_topic
 
