@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qa.followup import standalone_question
 from qa.models import model_for, resolve_model_path, runtime_for
-from qa.reader import Reader, fits_asked_unit, unmentioned
+from qa.reader import Reader, fits_asked_unit, names_far_from, unmentioned
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
@@ -71,10 +71,8 @@ class QAPipeline:
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
         simplified = to_simplified(searched)
         span = self.reader.best(simplified, [to_simplified(chunk.text) for chunk, _ in hits])
-        # they don't say: a figure ("2025年") or a topic ("火星") the articles read from never mention, or a best
-        # span in another unit than the one asked for ("多少人次" answered "约650家")
-        articles = [simplified_text(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
-        not_given = unmentioned(simplified, articles) or (span is not None and not fits_asked_unit(simplified, span.text))
+        located = self._locate(span, hits, state) if span else None
+        not_given = self._not_given(simplified, span, located, hits, state)
         if span is None or span.margin < self.reader.no_answer_threshold or not_given:
             # refused: the closest passages still go back, with how sure the reader is that they answer (none
             # when the articles do not give what is asked)
@@ -82,9 +80,7 @@ class QAPipeline:
                           score=span.margin if span else 0.0,
                           confidence=self.reader.confidence(span.margin) if span and not not_given else 0.0,
                           passages=passages)
-        chunk = hits[span.passage][0]
-        doc = state.documents[chunk.doc_id]
-        start, end = normalized(doc.text).to_original(chunk.norm_start + span.start, chunk.norm_start + span.end)
+        chunk, doc, start, end = located
         citation = Citation(
             document=doc.id, title=doc.title, passage=chunk.text, passage_start=chunk.start,
             passage_end=chunk.end, start=start, end=end, quote=doc.text[start:end],
@@ -95,6 +91,28 @@ class QAPipeline:
         return Answer(question=question, searched_question=searched, answer=words, score=span.margin,
                       confidence=self.reader.confidence(span.margin),
                       citations=[citation], passages=passages)
+
+    @staticmethod
+    def _locate(span, hits, state):
+        """(chunk, document, start, end): where the span stands in its original file."""
+        chunk = hits[span.passage][0]
+        doc = state.documents[chunk.doc_id]
+        start, end = normalized(doc.text).to_original(chunk.norm_start + span.start, chunk.norm_start + span.end)
+        return chunk, doc, start, end
+
+    @staticmethod
+    def _not_given(question: str, span, located, hits, state) -> bool:
+        """The articles don't say, however well the span scores: they never mention a figure ("2025年") or the
+        topic ("火星") asked about, or the span is a figure in another unit than the one asked for ("多少人次"
+        answered "约650家"), or it stands far from every mention of a name the question is about."""
+        articles = [simplified_text(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
+        if unmentioned(question, articles):
+            return True
+        if span is None:
+            return False
+        _, doc, start, end = located
+        return not fits_asked_unit(question, span.text) or bool(
+            names_far_from(question, simplified_text(doc.text), start, end))
 
     # documents -----------------------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

@@ -335,6 +335,28 @@ def missing_numbers(question: str, texts: list[str]) -> list[str]:
     return missing + [n for n in re.findall(r"第[一二三四五六七八九十百]+[届次期批个]", question) if n not in text]
 
 
+_NAME_TAGS = ("nr", "nrt", "nrfg", "nt", "nz", "ns", "eng")
+
+
+def question_names(question: str) -> list[str]:
+    """The people, organisations, places and Latin-letter names a question is about (jieba's tags)."""
+    import jieba.posseg as pseg
+
+    from retriever.lexical import _jieba
+
+    _jieba()  # initialised quietly
+    return [w.word for w in pseg.cut(lower_ascii(question))
+            if w.flag in _NAME_TAGS and len(w.word) >= 2 and not w.word.isdigit()]
+
+
+def names_far_from(question: str, text: str, start: int, end: int, window: int = 200) -> list[str]:
+    """The names of the question that the text does not mention within `window` characters of an answer at
+    text[start:end]: "李彦宏…展示了哪款大模型产品？" answered from a passage about technology trading, far from
+    where the article mentions 李彦宏, is an answer about something else."""
+    near = lower_ascii(text[max(0, start - window): end + window]).replace("\n", "")
+    return [name for name in question_names(question) if name not in near]
+
+
 def unmentioned(question: str, texts: list[str]) -> bool:
     """The texts never mention what the question asks about: a figure it names, or any of its content words."""
     return bool(missing_numbers(question, texts)) or off_topic(question, texts)

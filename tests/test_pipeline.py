@@ -53,6 +53,13 @@ def test_a_figure_in_another_unit_is_no_answer(pipeline):
     assert pipeline.ask("科幻展一共展出了多少项新技术新产品？").answer == "60项"  # not "50余家…企业的60项"
 
 
+def test_an_answer_far_from_the_person_asked_about_is_no_answer(pipeline):
+    # the article quotes 李彦宏 on AI, but never names a product he showed
+    refused = pipeline.ask("李彦宏在论坛全体会议上展示了哪款大模型产品？")
+    assert refused.answer is None and refused.confidence == 0.0
+    assert pipeline.ask("面对AI浪潮，李彦宏呼吁技术领先的国家应该怎么做？").answer == "通力协作"
+
+
 def test_a_which_ones_question_gets_the_whole_list(pipeline):
     answer = pipeline.ask("2023中关村论坛由哪些单位共同主办？")
     assert answer.answer == "科技部、国家发展改革委、工业和信息化部、国务院国资委、中国科学院、中国工程院、中国科协、北京市政府"

@@ -247,6 +247,18 @@ def test_an_item_of_a_list_is_widened_to_the_whole_list():
     assert widen_list("他来自北京，也去过上海", "北京") == "北京"  # no list: unchanged
 
 
+def test_an_answer_far_from_every_mention_of_the_person_asked_about_is_about_something_else():
+    from qa.reader import names_far_from, question_names
+
+    assert "李彦宏" in question_names("李彦宏在论坛上展示了哪款大模型产品？")
+    text = "李彦宏发表演讲。" + "论坛还举办了多场活动。" * 30 + "技术交易额创新高。"
+    answer = text.index("技术交易")
+    assert names_far_from("李彦宏在论坛上展示了哪款大模型产品？", text, answer, answer + 4) == ["李彦宏"]
+    near = text.index("演讲")
+    assert names_far_from("李彦宏在论坛上展示了哪款大模型产品？", text, near, near + 2) == []
+    assert names_far_from("论坛上展示了哪款大模型产品？", text, answer, answer + 4) == []  # no name asked about
+
+
 def test_a_question_about_nothing_in_the_articles_is_off_topic():
     from qa.reader import off_topic
 
