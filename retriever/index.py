@@ -70,7 +70,31 @@ def _fsync_write(path: Path, data: str) -> None:
         os.fsync(f.fileno())
 
 
-class CorpusIndex:
+class SnapshotSearch:
+    """Searches over one State (the live one unless given): the same for every vector store."""
+
+    state: State
+    embedder: Embedder
+    # how many more vectors to ask the store for than wanted: a shared store (Milvus) also holds chunks written
+    # after this snapshot, which are dropped
+    dense_slack = 0
+
+    @property
+    def documents(self) -> dict[str, Document]:
+        return self.state.documents
+
+    def search_dense(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
+        state = state or self.state
+        vector = self.embedder.embed([query])[0]
+        hits = state.store.search(vector, k + self.dense_slack)
+        return [(state.chunks[i], s) for i, s in hits if i in state.chunks][:k]
+
+    def search_lexical(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
+        state = state or self.state
+        return [(state.chunks[i], s) for i, s in state.lexical.search(query, k) if i in state.chunks]
+
+
+class CorpusIndex(SnapshotSearch):
     def __init__(self, root: Path, embedder: Embedder, chunk_size: int = 200, overlap: int = 60):
         self.root = Path(root)
         self.embedder = embedder
@@ -112,20 +136,6 @@ class CorpusIndex:
                 self.state = state
                 return True
         return False
-
-    # ---------------------------------------------------------------- reading
-    @property
-    def documents(self) -> dict[str, Document]:
-        return self.state.documents
-
-    def search_dense(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
-        state = state or self.state
-        vector = self.embedder.embed([query])[0]
-        return [(state.chunks[i], s) for i, s in state.store.search(vector, k) if i in state.chunks]
-
-    def search_lexical(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
-        state = state or self.state
-        return [(state.chunks[i], s) for i, s in state.lexical.search(query, k) if i in state.chunks]
 
     # ---------------------------------------------------------------- writing
     def add(self, documents: list[Document], progress: bool = False) -> tuple[list[str], list[str]]:

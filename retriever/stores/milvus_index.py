@@ -57,7 +57,7 @@ import numpy as np
 from retriever.chunking import Chunk, chunk_document
 from retriever.documents import Document
 from retriever.embedder import Embedder
-from retriever.index import IndexError_, Manifest, State
+from retriever.index import IndexError_, Manifest, SnapshotSearch, State
 from retriever.lexical import LexicalIndex, tokenize
 
 FORMAT_VERSION = 1
@@ -129,8 +129,10 @@ class MilvusVectors:
         return [(int(h["id"]), float(h["distance"])) for h in hits[0]]
 
 
-class MilvusCorpusIndex:
+class MilvusCorpusIndex(SnapshotSearch):
     """CorpusIndex on Milvus: documents, chunks and vectors in collections, snapshots in memory."""
+
+    dense_slack = 16  # the collection also holds chunks written after this snapshot: look deeper, keep ours
 
     def __init__(self, uri: str, embedder: Embedder, chunk_size: int = 200, overlap: int = 60,
                  prefix: str = "qa", client=None):
@@ -198,22 +200,6 @@ class MilvusCorpusIndex:
                                    f"this process embeds with {self.embedder.name}: restart it with that model")
         self._load(meta)
         return True
-
-    # ---------------------------------------------------------------- reading
-    @property
-    def documents(self) -> dict[str, Document]:
-        return self.state.documents
-
-    def search_dense(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
-        state = state or self.state
-        vector = self.embedder.embed([query])[0]
-        # chunks written after this snapshot are in the collection too: look a little deeper, keep ours
-        hits = state.store.search(vector, k + 16)
-        return [(state.chunks[i], s) for i, s in hits if i in state.chunks][:k]
-
-    def search_lexical(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
-        state = state or self.state
-        return [(state.chunks[i], s) for i, s in state.lexical.search(query, k) if i in state.chunks]
 
     # ---------------------------------------------------------------- writing
     def add(self, documents: list[Document], progress: bool = False) -> tuple[list[str], list[str]]:
