@@ -205,8 +205,14 @@ _ASKS_MONEY = re.compile(r"多少(?:资金|经费|投资|奖金)|(?:资金|金�
                          r"(?:是|为|有|达到?|共)?多少")
 
 
+_ASKS_DURATION = re.compile(r"多长时间|多久|多少时间|多少年(?!前|后|来)")
+_DURATIONS = ("年", "月", "周", "天", "日", "小时", "分钟", "秒")
+
+
 def asked_units(question: str) -> tuple[str, ...]:
     """The units a "多少" question accepts in its answer; () when it names none."""
+    if _ASKS_DURATION.search(question):
+        return _DURATIONS
     asked = _ASKED_UNIT.search(question)
     if asked:
         return _UNIT_FAMILY.get(asked.group(1), (asked.group(1),))
@@ -276,14 +282,14 @@ def whole_list(context: str, start: int, end: int) -> tuple[int, int]:
 
 def asked_quantity(question: str, text: str) -> tuple[int, int] | None:
     """Where, in a span, the quantity in the asked unit stands: "50余家科幻领域企业的60项" answers "多少项" with
-    "60项" only. The last such quantity (nearest the span's end, which the reader chose); None when the
-    question names no unit or the span has no quantity in it."""
+    "60项" only. The first such quantity ("1万年，量子计算机需要200秒" answers "经典计算机要花多长时间" with
+    "1万年": the reader's start is surer than its end); None when the question names no unit or the span has
+    no quantity in it."""
     units = asked_units(question)
-    found = None
     for m in _QUANTITY.finditer(text) if units else ():
         if any(_has_in_order(m.group(), u) for u in units):
-            found = (m.start(), m.end())
-    return found
+            return m.start(), m.end()
+    return None
 
 
 def answer_type(question: str):

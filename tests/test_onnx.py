@@ -19,7 +19,8 @@ def test_int8_embedder_matches_fp32(tmp_path, embedder):
 
 
 def assert_same_spans(reference: Reader, other: Reader) -> None:
-    """Five questions over the 002 article: the same best span for at least four, margins within 2."""
+    """Five questions over the 002 article: the same best span for at least four, margins within 2 or 12%
+    (reader v3's margins reach 20, where quantisation moves them by a little over 2)."""
     context = original(DOC_002).replace("\n", "")[:1200]
     questions = ["中关村论坛是哪一年诞生的？", "比尔·盖茨在哪个基金会任职？", "经典计算机需要多长时间？",
                  "量子计算机需要多少秒？", "中关村是中国第几个国家自主创新示范区？"]
@@ -27,7 +28,7 @@ def assert_same_spans(reference: Reader, other: Reader) -> None:
     for q in questions:
         a, b = reference.read(q, [context], 1)[0], other.read(q, [context], 1)[0]
         same += a.text == b.text
-        assert abs(a.margin - b.margin) < 2.0
+        assert abs(a.margin - b.margin) < max(2.0, 0.12 * abs(a.margin))
     assert same >= len(questions) - 1
 
 

@@ -208,6 +208,8 @@ def test_a_quantity_question_is_answered_by_the_quantity_in_its_unit():
     assert quantity("累计提供了多少资金支持？", "175家优质前沿技术企业提供6亿多元") == "6亿多元"  # money by its noun
     assert quantity("签约项目的总金额是多少？", "超过810亿元") == "超过810亿元"  # already just the quantity
     assert quantity("最多能同时操控多少个量子比特？", "136 个量子比特") is None  # 个 names no particular unit
+    assert quantity("解决某些问题时，经典计算机要花多长时间？", "1万年，量子计算机需要200秒") == "1万年"  # the first
+    assert not fits_asked_unit("经典计算机要花多长时间？", "量子计算机")
     assert not fits_asked_unit("签约金额是多少？", "175家")
 
     class Fixed(Reader):
