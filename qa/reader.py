@@ -112,10 +112,9 @@ def _trim(context: str, start: int, end: int) -> tuple[int, int]:
 
 
 # what may follow a number as its unit: "300" -> "300多家", "5000余" -> "5000余名", "1" -> "1万年"
-_UNIT_AFTER_NUMBER = re.compile(
-    r"[ \u3000]?(?:[多余])?(?:万|亿|千|百)?(?:人次|万年|亿元|万元|美元|平方米|平方公里|公里|千米|小时|分钟|周年|%|％|"
-    r"[个家名项元年核份人次届位座台所件户天岁场期条种只篇部倍秒米吨克月日号层])"
-)
+_UNITS = (r"(?:人次|万年|亿元|万元|美元|平方米|平方公里|公里|千米|小时|分钟|周年|%|％|"
+          r"[个家名项元年核份人次届位座台所件户天岁场期条种只篇部倍秒米吨克月日号层例])")
+_UNIT_AFTER_NUMBER = re.compile(r"[ \u3000]?(?:[多余])?(?:万|亿|千|百)?" + _UNITS)
 _DIGIT = re.compile(r"[0-9０-９]")
 _DATE_RANGE_END = re.compile(r"(?:至|到|—|-|－|～|~)(?:[0-9０-９]{1,2}月)?[0-9０-９]{1,2}日")
 _SPEECH_TAIL = re.compile(r"(?:说|表示|指出|强调|介绍|称)$")  # "董进说": the name, not the verb after it
@@ -232,8 +231,7 @@ def fits_asked_unit(question: str, text: str) -> bool:
 
 # a quantity as the articles write it: "约650家", "超过810亿元", "6亿多元", "7 万份", "5000余名"
 _QUANTITY = re.compile(r"(?:约|近|超过|逾|达|共|多达|将近|不到)?[0-9０-９]+(?:[.．,][0-9０-９]+)*[ \u3000]?[多余]?[万亿千百]?[多余]?"
-                       r"(?:人次|万年|亿元|万元|美元|平方米|平方公里|公里|千米|小时|分钟|周年|%|％|"
-                       r"[个家名项元年核份人次届位座台所件户天岁场期条种只篇部倍秒米吨克例])")
+                       + _UNITS)
 
 
 _ASKS_PERSON = re.compile(r"谁|哪位|哪一位")
