@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qa.followup import standalone_question
 from qa.models import model_for, resolve_model_path, runtime_for
-from qa.reader import Reader, fits_asked_unit, names_far_from, unmentioned
+from qa.reader import Reader, names_far_from, not_given
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
@@ -102,17 +102,15 @@ class QAPipeline:
 
     @staticmethod
     def _not_given(question: str, span, located, hits, state) -> bool:
-        """The articles don't say, however well the span scores: they never mention a figure ("2025年") or the
-        topic ("火星") asked about, or the span is a figure in another unit than the one asked for ("多少人次"
-        answered "约650家"), or it stands far from every mention of a name the question is about."""
+        """The articles read from don't say (qa.reader.not_given, on whole articles: a passage may not repeat
+        its article's year), or the span stands far from every mention of a name the question is about."""
         articles = [simplified_text(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
-        if unmentioned(question, articles):
+        if not_given(question, span, articles):
             return True
         if span is None:
             return False
         _, doc, start, end = located
-        return not fits_asked_unit(question, span.text) or bool(
-            names_far_from(question, simplified_text(doc.text), start, end))
+        return bool(names_far_from(question, simplified_text(doc.text), start, end))
 
     # documents -----------------------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

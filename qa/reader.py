@@ -145,22 +145,31 @@ def whole_units(context: str, start: int, end: int) -> tuple[int, int]:
     return _coordinated_founders(context, start, end), end
 
 
+def _tagged_words(text: str) -> list[tuple[int, str, str]]:
+    """(offset, word, jieba part-of-speech tag) for each word of the text."""
+    import jieba.posseg as pseg
+
+    from retriever.lexical import _jieba
+
+    _jieba()  # initialised quietly, once
+    position, words = 0, []
+    for w in pseg.cut(text):
+        words.append((position, w.word, w.flag))
+        position += len(w.word)
+    return words
+
+
 def _coordinated_founders(context: str, start: int, end: int) -> int:
     """The start of an organisation named after two people, when the span holds only the second one:
     "比尔及|梅琳达·盖茨基金会" -> "比尔及梅琳达·盖茨基金会". A person's name (jieba: nr…) joined by 及 / 与 / 和
     right before an organisation's name belongs to it; an organisation there ("清华大学与北京大学") does not."""
     if start < 3 or context[start - 1] not in "及与和" or not _ORGANISATION.search(context[start:end]):
         return start
-    import jieba.posseg as pseg
-
     clause = max(context.rfind(c, 0, start - 1) for c in _SEPARATORS) + 1
-    position, words = clause, []
-    for w in pseg.cut(context[clause:end]):
-        words.append((position, w.word, w.flag))
-        position += len(w.word)
+    words = _tagged_words(context[clause:end])
     for (at, word, flag), (next_at, _, _) in zip(words, words[1:]):
-        if next_at == start - 1:  # the word right before the conjunction
-            return at if flag.startswith("nr") and len(word) >= 2 else start
+        if clause + next_at == start - 1:  # the word right before the conjunction
+            return clause + at if flag.startswith("nr") and len(word) >= 2 else start
     return start
 
 
@@ -251,7 +260,8 @@ def asked_name(question: str, text: str) -> tuple[int, int] | None:
 
 
 _ASKS_FOR_MANY = re.compile(r"哪些|哪几(?:个|家|位|项|种|所|类|方面)")
-_ITEM_END = re.compile(r"[，,。；;：:！？!?、\n“”（）()]|等|共同|联合|的")
+_ITEM_BREAK = "，,。；;：:！？!?、\n“”（）()"  # punctuation that ends a list item
+_ITEM_END = re.compile("[" + _ITEM_BREAK + "]|等|共同|联合|的")
 # what opens a clause before the first item of a list: "由|科技部、…", "成为|全球知名科学家、企业家"
 _LIST_LEAD = re.compile(r"(?:由|包括|包含|其中有|其中|共有|有|是|为|成为|在|和|与|及|从|对|向|如|引入|吸引)")
 
@@ -262,7 +272,7 @@ def whole_list(context: str, start: int, end: int) -> tuple[int, int]:
     leading 由 / 包括 / 成为 is not part of the first one; an item longer than 20 characters ends the list."""
     while start > 0 and context[start - 1] == "、":
         item = start - 1
-        while item > 0 and not re.match(r"[，,。；;：:！？!?、\n“”（）()]", context[item - 1]) and start - item <= 20:
+        while item > 0 and context[item - 1] not in _ITEM_BREAK and start - item <= 20:
             item -= 1
         lead = _LIST_LEAD.match(context, item, start - 1)
         item = lead.end() if lead else item
@@ -344,13 +354,8 @@ _NAME_TAGS = ("nr", "nrt", "nrfg", "nt", "nz", "ns", "eng")
 
 def question_names(question: str) -> list[str]:
     """The people, organisations, places and Latin-letter names a question is about (jieba's tags)."""
-    import jieba.posseg as pseg
-
-    from retriever.lexical import _jieba
-
-    _jieba()  # initialised quietly
-    return [w.word for w in pseg.cut(lower_ascii(question))
-            if w.flag in _NAME_TAGS and len(w.word) >= 2 and not w.word.isdigit()]
+    return [word for _, word, flag in _tagged_words(lower_ascii(question))
+            if flag in _NAME_TAGS and len(word) >= 2 and not word.isdigit()]
 
 
 def names_far_from(question: str, text: str, start: int, end: int, window: int = 200) -> list[str]:
@@ -364,6 +369,13 @@ def names_far_from(question: str, text: str, start: int, end: int, window: int =
 def unmentioned(question: str, texts: list[str]) -> bool:
     """The texts never mention what the question asks about: a figure it names, or any of its content words."""
     return bool(missing_numbers(question, texts)) or off_topic(question, texts)
+
+
+def not_given(question: str, span: "Span | None", texts: list[str]) -> bool:
+    """The texts do not give what is asked, however well the span scores: they never mention a figure
+    ("2025年") or the topic ("火星") asked about, or the span is a figure in another unit than the one asked
+    for ("多少人次" answered "约650家")."""
+    return unmentioned(question, texts) or (span is not None and not fits_asked_unit(question, span.text))
 
 
 class Reader:
@@ -476,8 +488,7 @@ class Reader:
         """The best span, or None when no span beats the no-answer score by the threshold or the passages
         never mention what the question asks about."""
         span = self.best(question, passages)
-        if (span is None or span.margin < self.no_answer_threshold or unmentioned(question, passages)
-                or not fits_asked_unit(question, span.text)):
+        if span is None or span.margin < self.no_answer_threshold or not_given(question, span, passages):
             return None
         return span
 
