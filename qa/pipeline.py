@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qa.followup import standalone_question
 from qa.models import model_for, resolve_model_path, runtime_for
-from qa.reader import Reader, names_far_from, not_given
+from qa.reader import Reader, counted_far_from, names_far_from, not_given
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
@@ -103,14 +103,16 @@ class QAPipeline:
     @staticmethod
     def _not_given(question: str, span, located, hits, state) -> bool:
         """The articles read from don't say (qa.reader.not_given, on whole articles: a passage may not repeat
-        its article's year), or the span stands far from every mention of a name the question is about."""
+        its article's year), or the span stands far from every mention of a name the question is about, or a "多少"
+        answer counts something else than what is asked."""
         articles = [simplified_text(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
         if not_given(question, span, articles):
             return True
         if span is None:
             return False
         _, doc, start, end = located
-        return bool(names_far_from(question, simplified_text(doc.text), start, end))
+        text = simplified_text(doc.text)
+        return bool(names_far_from(question, text, start, end) or counted_far_from(question, text, start, end))
 
     # documents -----------------------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

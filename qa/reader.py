@@ -366,6 +366,26 @@ def names_far_from(question: str, text: str, start: int, end: int, window: int =
     return [name for name in question_names(question) if name not in near]
 
 
+# what a "多少" question counts: the words after 多少 and its measure word ("多少个量子比特" -> 量子 比特)
+_COUNTED = re.compile(r"多少(?:人次|亿元|万元|美元|元|[个家名项份位件条种所座台只篇部次人例核届])?([\u4e00-\u9fff]*)")
+
+
+def counted_far_from(question: str, text: str, start: int, end: int, window: int = 30) -> list[str]:
+    """The words for what a "多少" question counts, when none of them stands near the answer text[start:end]
+    (within `window` characters, in its sentence): "Quafu…有多少注册用户？" answered "136 个" of "136 个量子比特"
+    counts something else. [] when the question counts nothing nameable or one of its words is near."""
+    counted = _COUNTED.search(question)
+    if not counted or not counted.group(1) or _ASKS_DURATION.search(question):
+        return []
+    from retriever.lexical import _jieba
+
+    words = [w for w in _jieba().lcut(counted.group(1)) if len(w) >= 2][:2]
+    lo = max(start - window, max(text.rfind(c, 0, start) for c in "。！？；!?;") + 1)
+    stops = [i for i in (text.find(c, end) for c in "。！？；!?;") if i >= 0]
+    near = text[lo: min([end + window] + stops)].replace("\n", "")
+    return [] if any(w in near for w in words) else words
+
+
 def unmentioned(question: str, texts: list[str]) -> bool:
     """The texts never mention what the question asks about: a figure it names, or any of its content words."""
     return bool(missing_numbers(question, texts)) or off_topic(question, texts)

@@ -51,6 +51,10 @@ def test_a_figure_in_another_unit_is_no_answer(pipeline):
     assert refused.answer is None and refused.confidence == 0.0 and refused.passages
     assert pipeline.ask("本届论坛有多少名科学家、企业家等人士到现场参会？").answer == "5000余名"
     assert pipeline.ask("科幻展一共展出了多少项新技术新产品？").answer == "60项"  # not "50余家…企业的60项"
+    # 136 counts qubits, not users: the articles never say how many users the platform has
+    refused = pipeline.ask("Quafu量子计算云平台目前有多少注册用户？")
+    assert refused.answer is None and refused.confidence == 0.0
+    assert pipeline.ask("Quafu量子计算云平台最多能同时操控多少个量子比特？").answer == "136 个"
 
 
 def test_an_answer_far_from_the_person_asked_about_is_no_answer(pipeline):

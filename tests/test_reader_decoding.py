@@ -261,6 +261,22 @@ def test_an_answer_far_from_every_mention_of_the_person_asked_about_is_about_som
     assert names_far_from("论坛上展示了哪款大模型产品？", text, answer, answer + 4) == []  # no name asked about
 
 
+def test_a_how_many_answer_must_count_what_is_asked():
+    from qa.reader import counted_far_from
+
+    text = "平台最多可同时操控 136 个量子比特，是国内规模最大的云平台。平台注册用户已有\n上万名。"
+    qubits = text.index("136")
+    assert counted_far_from("平台有多少注册用户？", text, qubits, qubits + 5) == ["注册", "用户"]
+    assert counted_far_from("平台最多能同时操控多少个量子比特？", text, qubits, qubits + 5) == []
+    users = text.index("上万名")
+    assert counted_far_from("平台有多少注册用户？", text, users, users + 3) == []  # the noun before the number
+    # the sentence end bounds "near": 用户 of the next sentence does not make 136 count users
+    assert counted_far_from("平台有多少用户？", text, qubits, qubits + 5, window=60) == ["用户"]
+    # nothing to check: no counted noun, a duration, or a bare unit
+    for question in ("签约金额是多少？", "要花多少时间？", "增加值是多少亿元？"):
+        assert counted_far_from(question, text, qubits, qubits + 5) == []
+
+
 def test_a_question_about_nothing_in_the_articles_is_off_topic():
     from qa.reader import off_topic
 
