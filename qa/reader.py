@@ -65,8 +65,10 @@ def best_spans_in_window(
     max_answer_chars: int,
     n_best: int = 5,
     offsets: np.ndarray | None = None,
+    segments: np.ndarray | None = None,
 ) -> list[tuple[int, int, float]]:
-    """Top (start_token, end_token, score) with start <= end inside the context, at most max_answer_chars long.
+    """Top (start_token, end_token, score) with start <= end inside the context, at most max_answer_chars long,
+    and (given each token's segment: its sentence or clause) start and end in one segment.
 
     Length is measured in characters of the passage (token offsets), not tokens: a long organisation name such as
     "北京微芯区块链与边缘计算研究院" is never cut, and a run of Latin word pieces is not over-counted.
@@ -81,6 +83,8 @@ def best_spans_in_window(
     else:
         length = offsets[:, 1][None, :] - offsets[:, 0][:, None]
     scores[(j < i) | (length > max_answer_chars)] = -np.inf
+    if segments is not None:  # masked before the top-n: a window still offers its best span inside one segment
+        scores[segments[:, None] != segments[None, :]] = -np.inf
     flat = np.argsort(scores, axis=None)[::-1][:n_best]
     out = []
     for k in flat:
@@ -119,6 +123,18 @@ _DIGIT = re.compile(r"[0-9０-９]")
 _DATE_RANGE_END = re.compile(r"(?:至|到|—|-|－|～|~)(?:[0-9０-９]{1,2}月)?[0-9０-９]{1,2}日")
 _SPEECH_TAIL = re.compile(r"(?:说|表示|指出|强调|介绍|称)$")  # "董进说": the name, not the verb after it
 _SENTENCE_END = re.compile(r"[。！？；!?;]")
+# a clause ends at a comma too (not one between digits: "1,000"); news answers almost never cross one
+_CLAUSE_END = re.compile(r"[。！？；!?;，]|,(?![0-9])")
+
+
+def token_segments(passage: str, offsets: np.ndarray, ends: re.Pattern = _SENTENCE_END) -> np.ndarray:
+    """For each token, how many sentence (or clause) ends stand before it in the passage: a span whose start and
+    end tokens share the count stays in one sentence; the end may be the punctuation itself (trimmed later)."""
+    before = np.zeros(len(passage) + 1, dtype=np.int32)
+    for m in ends.finditer(passage):
+        before[m.end():] += 1
+    starts = np.clip(offsets[:, 0], 0, len(passage))
+    return before[starts]
 
 
 def whole_units(context: str, start: int, end: int) -> tuple[int, int]:
@@ -412,6 +428,7 @@ class Reader:
         batch_size: int = 16,
         type_slack: float = 0.0,
         calibration: tuple[float, float] | None = None,
+        clause_spans: bool = True,
     ):
         import torch
 
@@ -428,6 +445,8 @@ class Reader:
         self.type_slack = type_slack  # how far below the best a span of the asked-for type may score
         # confidence = sigmoid(a * margin + b), fitted by qa.training.ship; unfitted, 0.5 sits at the threshold
         self.calibration = tuple(calibration) if calibration else None
+        # an answer stays in one clause (between commas), not only in one sentence: news answers are short
+        self.clause_spans = clause_spans
 
     @classmethod
     def load(cls, model_path: str | Path, runtime: str = "torch", cache_root: Path | None = None,
@@ -491,8 +510,9 @@ class Reader:
             offsets = enc["offset_mapping"][w]
             null = float(start_logits[w, 0] + end_logits[w, 0])
             mask = context_mask(enc, w)
+            segments = token_segments(passages[p], offsets, _CLAUSE_END if self.clause_spans else _SENTENCE_END)
             for a, b, score in best_spans_in_window(
-                start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets
+                start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets, segments
             ):
                 cs, ce = _trim(passages[p], int(offsets[a][0]), int(offsets[b][1]))
                 if cs >= ce or _SENTENCE_END.search(passages[p], cs, ce):  # an answer stays in one sentence

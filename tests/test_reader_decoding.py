@@ -144,6 +144,24 @@ def test_spans_never_cross_a_sentence_end():
 
     spans = Fixed(model=None, tokenizer=Tokens()).read("问", [context], n_best=10)
     assert spans and all("。" not in s.text for s in spans)
+    # the constraint is applied before the n-best cut: even the single best span stays in one sentence
+    (only,) = Fixed(model=None, tokenizer=Tokens()).read("问", [context], n_best=1)
+    assert only.text == "话"  # the best start with the best end in its sentence
+    # and, by default, in one clause: a comma ends it too ("1,000" does not)
+    context = "第一句话，答案在这"
+    assert Fixed(model=None, tokenizer=Tokens()).read("问", [context], n_best=1)[0].text == "话"
+    crossing = Fixed(model=None, tokenizer=Tokens(), clause_spans=False).read("问", [context], n_best=1)[0]
+    assert crossing.text == "话，答案"
+
+
+def test_token_segments_count_the_breaks_before_each_token():
+    from qa.reader import _CLAUSE_END, token_segments
+
+    text = "共1,000人，约650家。"
+    offsets = np.array([[i, i + 1] for i in range(len(text))])
+    segments = token_segments(text, offsets, _CLAUSE_END)
+    assert list(segments[: text.index("，") + 1]) == [0] * (text.index("，") + 1)  # "1,000" and its comma: one
+    assert segments[text.index("约")] == 1 and segments[-1] == 1  # the 。 belongs to the clause it ends
 
 
 def test_a_figure_the_passages_never_mention_means_no_answer():

@@ -88,9 +88,17 @@ def main(argv=None):
     from qa.pipeline import QAPipeline
     from qa.settings import Settings
 
+    # fp16 first: the threshold is chosen on the weights that ship (a margin on the threshold can flip in fp16)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = AutoModelForQuestionAnswering.from_pretrained(str(args.checkpoint), dtype=torch.float16)
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(str(args.checkpoint)).save_pretrained(tmp)
+    (tmp / "qa_reader.json").unlink(missing_ok=True)
+
     settings = Settings()
     settings.home = Path(tempfile.mkdtemp(prefix="qa-ship-"))
-    os.environ["QA_READER_MODEL"] = str(args.checkpoint.resolve())
+    os.environ["QA_READER_MODEL"] = str(tmp.resolve())
     pipeline = QAPipeline(settings)
     pipeline.reader.max_length, pipeline.reader.stride = args.max_length, args.stride
     tune = load_questions(args.questions, "tune")
@@ -103,15 +111,10 @@ def main(argv=None):
     calibration = fit_calibration(margins(pipeline, tune, slack))
     print(f"calibration: confidence = sigmoid({calibration[0]:.3f} * margin + {calibration[1]:.3f})")
 
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model = AutoModelForQuestionAnswering.from_pretrained(str(args.checkpoint), dtype=torch.float16)
-    model.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(str(args.checkpoint)).save_pretrained(tmp)
     (tmp / "qa_reader.json").write_text(json.dumps(
         {"no_answer_threshold": threshold, "type_slack": slack, "calibration": calibration,
-         "max_length": args.max_length,
-         "stride": args.stride}, indent=2))
+         "max_length": args.max_length, "stride": args.stride,
+         "clause_spans": pipeline.reader.clause_spans}, indent=2))
     shutil.rmtree(args.out, ignore_errors=True)
     os.replace(tmp, args.out)
     print(f"wrote {args.out} ({sum(p.stat().st_size for p in args.out.iterdir()) / 2**20:.1f} MB)")
