@@ -121,6 +121,8 @@ _UNITS = (r"(?:人次|万年|亿元|万元|美元|平方米|平方公里|公里|
 _UNIT_AFTER_NUMBER = re.compile(r"[ \u3000]?(?:[多余])?(?:万|亿|千|百)?" + _UNITS)
 _DIGIT = re.compile(r"[0-9０-９]")
 _DATE_RANGE_END = re.compile(r"(?:至|到|—|-|－|～|~)(?:[0-9０-９]{1,2}月)?[0-9０-９]{1,2}日")
+# "reaches" before a figure; annotators of the human sets never include it (约 / 超过 they sometimes do)
+_REACHES = re.compile(r"(?:高达|多达|达到|达)(?=[0-9０-９])")
 _SPEECH_TAIL = re.compile(r"(?:说|表示|指出|强调|介绍|称)$")  # "董进说": the name, not the verb after it
 _SENTENCE_END = re.compile(r"[。！？；!?;]")
 # a clause ends at a comma too (not one between digits: "1,000"); news answers almost never cross one
@@ -139,7 +141,8 @@ def token_segments(passage: str, offsets: np.ndarray, ends: re.Pattern = _SENTEN
 
 def whole_units(context: str, start: int, end: int) -> tuple[int, int]:
     """Widen a span to whole units: a number is never cut ("36" of "136") and keeps its unit ("5000余" ->
-    "5000余名", "1" -> "1万年"); a speech verb after a name is dropped ("董进说" -> "董进"). Snapping edges to
+    "5000余名", "1" -> "1万年"); a speech verb after a name is dropped ("董进说" -> "董进"), and "达" before a
+    figure ("达28.4%" -> "28.4%"). Snapping edges to
     jieba's words was tried and dropped: jieba cuts unknown names wrongly ("副部长安永军" -> "长安")."""
     while start > 0 and _DIGIT.match(context[start]) and (
         _DIGIT.match(context[start - 1]) or (start > 1 and context[start - 1] in ".．" and _DIGIT.match(context[start - 2]))
@@ -155,6 +158,9 @@ def whole_units(context: str, start: int, end: int) -> tuple[int, int]:
         date_range = _DATE_RANGE_END.match(context, end)
         if date_range:
             end = date_range.end()
+    verb = _REACHES.match(context, start, end)  # "达28.4%": the verb is not part of the figure
+    if verb:
+        start = verb.end()
     tail = _SPEECH_TAIL.search(context[start:end])
     if tail and tail.start() >= 2:
         end = start + tail.start()
@@ -255,7 +261,7 @@ def fits_asked_unit(question: str, text: str) -> bool:
 
 
 # a quantity as the articles write it: "约650家", "超过810亿元", "6亿多元", "7 万份", "5000余名"
-_QUANTITY = re.compile(r"(?:约|近|超过|逾|达|共|多达|将近|不到)?[0-9０-９]+(?:[.．,][0-9０-９]+)*[ \u3000]?[多余]?[万亿千百]?[多余]?"
+_QUANTITY = re.compile(r"(?:约|近|超过|逾|共|将近|不到)?[0-9０-９]+(?:[.．,][0-9０-９]+)*[ \u3000]?[多余]?[万亿千百]?[多余]?"
                        + _UNITS)
 
 

@@ -105,6 +105,9 @@ def test_whole_units_keep_numbers_whole_and_with_their_unit():
     assert widen("2007年诞生的中关村论坛", "中关村论坛") == "中关村论坛"  # no number: unchanged
     assert widen("论坛于5月25日至30日举办", "5月25日") == "5月25日至30日"  # a date range is one unit
     assert widen("展期为5月26日-6月2日", "5月26日") == "5月26日-6月2日"
+    assert widen("比重达28.4%，位居第一", "达28.4") == "28.4%"  # "reaches" is not part of the figure
+    assert widen("签约金额超过810亿元", "超过810") == "超过810亿元"  # a qualifier is kept: the article's words
+    assert widen("以达成共识", "达成共识") == "达成共识"  # 达 before no figure stays
 
 
 def test_an_organisation_named_after_two_people_is_not_cut_in_half():
