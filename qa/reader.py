@@ -286,18 +286,31 @@ _ITEM_BREAK = "，,。；;：:！？!?、\n“”（）()"  # punctuation that e
 _ITEM_END = re.compile("[" + _ITEM_BREAK + "]|等|共同|联合|的")
 # what opens a clause before the first item of a list: "由|科技部、…", "成为|全球知名科学家、企业家"
 _LIST_LEAD = re.compile(r"(?:由|包括|包含|其中有|其中|共有|有|是|为|成为|在|和|与|及|从|对|向|如|引入|吸引)")
+_LIST_VERBS = {"由", "包括", "包含", "其中有", "其中", "共有", "有", "是", "为", "成为", "在", "从", "对", "向", "如",
+               "引入", "吸引"}
+
+
+def _after_lead(context: str, item: int, end: int) -> int:
+    """Where the first item of a list starts in context[item:end]: after the last jieba word that opens the
+    list ("平台包括|在线教育", "论坛由|科技部"), never inside a word (在线教育 keeps its 在)."""
+    lead = _LIST_LEAD.match(context, item, end)  # "和|科技部" at the clause start
+    start = lead.end() if lead and lead.group() in "和与及" else item
+    for at, word, _ in _tagged_words(context[item:end]):
+        if word in _LIST_VERBS:
+            start = item + at + len(word)
+    return start
 
 
 def whole_list(context: str, start: int, end: int) -> tuple[int, int]:
     """A span that is one item of a "、" list, widened to the whole list: "哪些单位主办" is answered by all of
-    "科技部、国家发展改革委、…、北京市政府", not its last three. Items run to the clause's punctuation; a
-    leading 由 / 包括 / 成为 is not part of the first one; an item longer than 20 characters ends the list."""
+    "科技部、国家发展改革委、…、北京市政府", not its last three. Items run to the clause's punctuation; the
+    first one starts after the word that opens the list (由 / 包括 / 成为: "平台包括|在线教育"); an item longer
+    than 20 characters ends the list."""
     while start > 0 and context[start - 1] == "、":
         item = start - 1
         while item > 0 and context[item - 1] not in _ITEM_BREAK and start - item <= 20:
             item -= 1
-        lead = _LIST_LEAD.match(context, item, start - 1)
-        item = lead.end() if lead else item
+        item = _after_lead(context, item, start - 1)
         if start - 1 - item > 20 or item >= start - 1:
             break
         start = item

@@ -268,6 +268,10 @@ def test_an_item_of_a_list_is_widened_to_the_whole_list():
     assert widen_list("引入全息投影、数字导引等技术手段", "全息投影") == "全息投影、数字导引"  # up to 等
     assert widen_list("共享未来，成为全球知名科学家、企业家的强烈共识", "企业家") == "全球知名科学家、企业家"  # not 成为
     assert widen_list("他来自北京，也去过上海", "北京") == "北京"  # no list: unchanged
+    # the list opens after the verb even mid-clause, and a word that starts like a lead keeps its first character
+    assert widen_list("平台包括在线教育、远程医疗等服务", "远程医疗") == "在线教育、远程医疗"
+    assert widen_list("，在线教育、远程医疗。", "远程医疗") == "在线教育、远程医疗"
+    assert widen_list("论坛由科技部、北京市政府主办", "北京市政府") == "科技部、北京市政府"
 
 
 def test_an_answer_far_from_every_mention_of_the_person_asked_about_is_about_something_else():
