@@ -285,7 +285,6 @@ _ASKS_FOR_MANY = re.compile(r"哪些|哪几(?:个|家|位|项|种|所|类|方面
 _ITEM_BREAK = "，,。；;：:！？!?、\n“”（）()"  # punctuation that ends a list item
 _ITEM_END = re.compile("[" + _ITEM_BREAK + "]|等|共同|联合|的")
 # what opens a clause before the first item of a list: "由|科技部、…", "成为|全球知名科学家、企业家"
-_LIST_LEAD = re.compile(r"(?:由|包括|包含|其中有|其中|共有|有|是|为|成为|在|和|与|及|从|对|向|如|引入|吸引)")
 _LIST_VERBS = {"由", "包括", "包含", "其中有", "其中", "共有", "有", "是", "为", "成为", "在", "从", "对", "向", "如",
                "引入", "吸引"}
 
@@ -293,8 +292,7 @@ _LIST_VERBS = {"由", "包括", "包含", "其中有", "其中", "共有", "有"
 def _after_lead(context: str, item: int, end: int) -> int:
     """Where the first item of a list starts in context[item:end]: after the last jieba word that opens the
     list ("平台包括|在线教育", "论坛由|科技部"), never inside a word (在线教育 keeps its 在)."""
-    lead = _LIST_LEAD.match(context, item, end)  # "和|科技部" at the clause start
-    start = lead.end() if lead and lead.group() in "和与及" else item
+    start = item + 1 if item < end and context[item] in "和与及" else item  # "和|科技部" at the clause start
     for at, word, _ in _tagged_words(context[item:end]):
         if word in _LIST_VERBS:
             start = item + at + len(word)
@@ -415,9 +413,11 @@ def counted_far_from(question: str, text: str, start: int, end: int, window: int
     from retriever.lexical import _jieba
 
     words = [w for w in _jieba().lcut(counted.group(1)) if len(w) >= 2][:2]
-    lo = max(start - window, max(text.rfind(c, 0, start) for c in "。！？；!?;") + 1)
-    stops = [i for i in (text.find(c, end) for c in "。！？；!?;") if i >= 0]
-    near = text[lo: min([end + window] + stops)].replace("\n", "")
+    lo, hi = max(0, start - window), end + window
+    ends_before = list(_SENTENCE_END.finditer(text, lo, start))
+    lo = ends_before[-1].end() if ends_before else lo
+    stop = _SENTENCE_END.search(text, end, hi)
+    near = text[lo: stop.start() if stop else hi].replace("\n", "")
     return [] if any(w in near for w in words) else words
 
 
@@ -534,7 +534,7 @@ class Reader:
                 start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets, segments
             ):
                 cs, ce = _trim(passages[p], int(offsets[a][0]), int(offsets[b][1]))
-                if cs >= ce or _SENTENCE_END.search(passages[p], cs, ce):  # an answer stays in one sentence
+                if cs >= ce:  # punctuation only (the segments keep a span inside one sentence or clause)
                     continue
                 cs, ce = _trim(passages[p], *whole_units(passages[p], cs, ce))
                 span = Span(p, cs, ce, passages[p][cs:ce], score, score - null)

@@ -94,7 +94,6 @@ def main(argv=None):
     model = AutoModelForQuestionAnswering.from_pretrained(str(args.checkpoint), dtype=torch.float16)
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(str(args.checkpoint)).save_pretrained(tmp)
-    (tmp / "qa_reader.json").unlink(missing_ok=True)
 
     settings = Settings()
     settings.home = Path(tempfile.mkdtemp(prefix="qa-ship-"))
