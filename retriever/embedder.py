@@ -20,11 +20,13 @@ class Embedder:
     """
 
     def __init__(self, name: str, runtime: str = "torch", cache_root: Path | None = None):
+        import torch
         from sentence_transformers import SentenceTransformer
 
         quiet_transformers()
         path = resolve_model_path(name)
-        self.model = SentenceTransformer(str(path), device="cpu")
+        # shipped weights are fp16 to halve their bytes in git; CPUs compute fp32 faster and exactly
+        self.model = SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32})
         self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
                        else self.model.get_sentence_embedding_dimension())
         self.onnx = None
