@@ -5,7 +5,6 @@ Layout under the index folder:
     gen-000007/manifest.json        model, dimension, chunking, documents and their chunk ids
     gen-000007/chunks.jsonl         one chunk per line (text, offsets, sentence ids, BM25 tokens)
     gen-000007/vectors.faiss        FAISS IndexIDMap2 over the chunk ids
-    gen-000007/sentences.faiss      one vector per sentence of each chunk (id = chunk id * 64 + n)
     CURRENT                         the name of the live generation (replaced atomically)
 
 A write builds a whole new generation in a temporary folder, renames it into place, then swaps CURRENT: a
@@ -27,30 +26,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from retriever.chunking import Chunk, chunk_document, split_sentences
+from retriever.chunking import Chunk, chunk_document
 from retriever.documents import Document
 from retriever.embedder import Embedder
 from retriever.lexical import LexicalIndex, tokenize
 from retriever.stores.faiss_store import FaissStore
 
-FORMAT_VERSION = 4
-
-# A 200-character chunk averages several sentences into one vector, and a question usually asks about one of
-# them: a chunk's dense score also takes its best sentence's score. On the tune questions, with the bundled
-# chunks among 3,000 news chunks, recall@5 went 0.875 -> 0.946 and MRR 0.799 -> 0.902 at 0.7 (0.5: 0.946 / 0.886).
-SENTENCE_WEIGHT = 0.7
-SENTENCE_SLOTS = 64  # sentence vector ids: chunk id * SENTENCE_SLOTS + n
-MIN_SENTENCE = 6  # shorter pieces ("——编者") say too little to match on their own
-
-
-def chunk_sentences(chunk: Chunk) -> list[str]:
-    """The sentences of a chunk that get their own vector."""
-    pieces = [chunk.text[s:e] for s, e in split_sentences(chunk.text) if e - s >= MIN_SENTENCE]
-    return pieces[:SENTENCE_SLOTS]
-
-
-def sentence_ids(chunk_ids: list[int]) -> list[int]:
-    return [c * SENTENCE_SLOTS + n for c in chunk_ids for n in range(SENTENCE_SLOTS)]
+FORMAT_VERSION = 3
 
 
 @dataclass
@@ -75,7 +57,6 @@ class State:
     tokens: dict[int, list[str]]
     store: FaissStore
     lexical: LexicalIndex
-    sentences: FaissStore | None = None  # Milvus snapshots have chunk vectors only
 
 
 class IndexError_(RuntimeError):
@@ -97,7 +78,6 @@ class SnapshotSearch:
     # how many more vectors to ask the store for than wanted: a shared store (Milvus) also holds chunks written
     # after this snapshot, which are dropped
     dense_slack = 0
-    sentence_weight = SENTENCE_WEIGHT  # 0: chunk vectors alone (as a Milvus store has them)
 
     @property
     def documents(self) -> dict[str, Document]:
@@ -106,25 +86,8 @@ class SnapshotSearch:
     def search_dense(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
         state = state or self.state
         vector = self.embedder.embed([query])[0]
-        if state.sentences is None or not len(state.sentences) or not self.sentence_weight:
-            hits = state.store.search(vector, k + self.dense_slack)
-            return [(state.chunks[i], s) for i, s in hits if i in state.chunks][:k]
-        depth = max(k, 50)
-        by_chunk = dict(state.store.search(vector, depth))
-        by_sentence: dict[int, float] = {}
-        for vid, score in state.sentences.search(vector, 4 * depth):
-            cid = vid // SENTENCE_SLOTS
-            by_sentence[cid] = max(by_sentence.get(cid, -1.0), score)
-        # a chunk seen in one list only gets the other list's lowest score: it ranked below all of those
-        floor_chunk = min(by_chunk.values(), default=0.0)
-        floor_sentence = min(by_sentence.values(), default=0.0)
-        scored = [
-            (cid, (1 - self.sentence_weight) * by_chunk.get(cid, floor_chunk)
-             + self.sentence_weight * by_sentence.get(cid, floor_sentence))
-            for cid in set(by_chunk) | set(by_sentence) if cid in state.chunks
-        ]
-        scored.sort(key=lambda cs: cs[1], reverse=True)
-        return [(state.chunks[cid], score) for cid, score in scored[:k]]
+        hits = state.store.search(vector, k + self.dense_slack)
+        return [(state.chunks[i], s) for i, s in hits if i in state.chunks][:k]
 
     def search_lexical(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
         state = state or self.state
@@ -207,13 +170,11 @@ class CorpusIndex(SnapshotSearch):
                 gone.extend(manifest.documents.pop(doc_id)["chunk_ids"])
             store = old.store.copy()
             store.remove(gone)
-            sentences = old.sentences.copy()
-            sentences.remove(sentence_ids(gone))
             gone_set = set(gone)
             chunks = {i: c for i, c in old.chunks.items() if i not in gone_set}
             tokens = {i: t for i, t in old.tokens.items() if i not in gone_set}
             documents = {i: d for i, d in old.documents.items() if i not in present}
-            self._commit(State(manifest, documents, chunks, tokens, store, LexicalIndex.build(tokens), sentences))
+            self._commit(State(manifest, documents, chunks, tokens, store, LexicalIndex.build(tokens)))
             return present
 
     def rebuild(self, progress: bool = False) -> None:
@@ -224,8 +185,7 @@ class CorpusIndex(SnapshotSearch):
     # ---------------------------------------------------------------- internals
     def _build(self, documents: list[Document], progress: bool) -> State:
         manifest = Manifest(self.embedder.name, self.embedder.dim, self.chunk_size, self.overlap)
-        empty = State(manifest, {}, {}, {}, FaissStore(self.embedder.dim), LexicalIndex.build({}),
-                      FaissStore(self.embedder.dim))
+        empty = State(manifest, {}, {}, {}, FaissStore(self.embedder.dim), LexicalIndex.build({}))
         unique, seen = [], set()
         for doc in documents:  # same content twice is indexed once
             if doc.fingerprint not in seen and doc.id not in {d.id for d in unique}:
@@ -236,7 +196,7 @@ class CorpusIndex(SnapshotSearch):
     def _extend(self, old: State, documents: list[Document], progress: bool) -> State:
         manifest = Manifest(**{**asdict(old.manifest), "documents": dict(old.manifest.documents)})
         chunks, tokens, docs = dict(old.chunks), dict(old.tokens), dict(old.documents)
-        new_ids, new_texts, sentence_vids, sentence_texts = [], [], [], []
+        new_ids, new_texts = [], []
         for doc in documents:
             _, doc_chunks = chunk_document(doc, self.chunk_size, self.overlap)
             ids = list(range(manifest.next_id, manifest.next_id + len(doc_chunks)))
@@ -244,9 +204,6 @@ class CorpusIndex(SnapshotSearch):
             for cid, chunk in zip(ids, doc_chunks):
                 chunks[cid] = chunk
                 tokens[cid] = tokenize(chunk.text)
-                for n, sentence in enumerate(chunk_sentences(chunk)):
-                    sentence_vids.append(cid * SENTENCE_SLOTS + n)
-                    sentence_texts.append(sentence)
             manifest.documents[doc.id] = {
                 "title": doc.title, "fingerprint": doc.fingerprint, "source": doc.source, "chunk_ids": ids
             }
@@ -256,10 +213,7 @@ class CorpusIndex(SnapshotSearch):
         store = old.store.copy()
         store.add(np.array(new_ids, dtype=np.int64), self.embedder.embed(new_texts, progress=progress))
         store.upgrade_if_large()  # exact search while small, IVF once the corpus crosses the line
-        sentences = old.sentences.copy()
-        sentences.add(np.array(sentence_vids, dtype=np.int64), self.embedder.embed(sentence_texts, progress=progress))
-        sentences.upgrade_if_large()
-        return State(manifest, docs, chunks, tokens, store, LexicalIndex.build(tokens), sentences)
+        return State(manifest, docs, chunks, tokens, store, LexicalIndex.build(tokens))
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
@@ -298,11 +252,10 @@ class CorpusIndex(SnapshotSearch):
                     row["sentences"] = tuple(row["sentences"])
                     chunks[cid] = Chunk(**row)
             store = FaissStore.load(folder / "vectors.faiss")
-            sentences = FaissStore.load(folder / "sentences.faiss")
         except (OSError, ValueError, TypeError, KeyError, RuntimeError):
             return None  # unreadable or from an older format: rebuilt by open()
         self.generation = name
-        return State(manifest, documents, chunks, tokens, store, LexicalIndex.build(tokens), sentences)
+        return State(manifest, documents, chunks, tokens, store, LexicalIndex.build(tokens))
 
     def _commit(self, state: State) -> None:
         """Write state as a new generation, atomically switch CURRENT to it, then drop older ones."""
@@ -325,7 +278,6 @@ class CorpusIndex(SnapshotSearch):
             lines.append(json.dumps(row, ensure_ascii=False))
         _fsync_write(tmp_dir / "chunks.jsonl", "\n".join(lines) + ("\n" if lines else ""))
         state.store.save(tmp_dir / "vectors.faiss")
-        state.sentences.save(tmp_dir / "sentences.faiss")
         if (self.root / name).exists():
             shutil.rmtree(self.root / name)
         os.replace(tmp_dir, self.root / name)

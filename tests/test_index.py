@@ -5,7 +5,7 @@ import json
 import pytest
 
 from retriever.documents import Document, bundled_documents
-from retriever.index import SENTENCE_SLOTS, CorpusIndex, chunk_sentences
+from retriever.index import CorpusIndex
 from retriever.lexical import strip_question_words, tokenize
 
 NEW_ARTICLE = Document(
@@ -50,28 +50,9 @@ def test_question_words_do_not_reach_the_bm25_query():
     assert strip_question_words("论坛有多少家企业参加？").replace(" ", "") == "论坛有家企业参加"
 
 
-def _sentence_vectors_match_chunks(state) -> bool:
-    import faiss
-
-    ids = set(faiss.vector_to_array(state.sentences.index.id_map).tolist())
-    wanted = {c * SENTENCE_SLOTS + n for c, chunk in state.chunks.items() for n in range(len(chunk_sentences(chunk)))}
-    return ids == wanted
-
-
-def test_a_chunk_is_found_by_its_best_sentence(index, monkeypatch):
-    # a question about one sentence of a long chunk: its own vector matches better than the chunk's average
-    assert _sentence_vectors_match_chunks(index.state) and len(index.state.sentences) > len(index.state.store)
-    scored = {c.start: score for c, score in index.search_dense("世界知识产权组织总干事是谁", 40)}
-    monkeypatch.setattr(index, "sentence_weight", 0.0)
-    chunk_only = {c.start: score for c, score in index.search_dense("世界知识产权组织总干事是谁", 40)}
-    assert scored.keys() == chunk_only.keys() and scored != chunk_only  # same chunks, rescored by sentences
-
-
 def test_add_remove_persist_across_restart(tmp_path, index, embedder):
     before = len(index.state.store)
-    sentences_before = len(index.state.sentences)
     added, skipped = index.add([NEW_ARTICLE])
-    assert _sentence_vectors_match_chunks(index.state)
     assert added == ["robot_news"] and skipped == []
     assert index.search_dense("青岛港自动化码头的吞吐能力", 1)[0][0].doc_id == "robot_news"
     # the same content under another name is not indexed twice
@@ -82,7 +63,6 @@ def test_add_remove_persist_across_restart(tmp_path, index, embedder):
     assert reopened.documents["robot_news"].text == NEW_ARTICLE.text  # original text kept for offsets
     assert reopened.remove(["robot_news"]) == ["robot_news"]
     assert len(reopened.state.store) == before
-    assert len(reopened.state.sentences) == sentences_before and _sentence_vectors_match_chunks(reopened.state)
 
     again = CorpusIndex.open(index.root, embedder, lambda: [])
     assert "robot_news" not in again.documents

@@ -60,9 +60,8 @@ def test_same_corpus_and_manifest_as_faiss(stores):
     assert "Milvus FLAT" in milvus.state.store.describe()
 
 
-def test_dense_and_bm25_top1_agree_with_faiss_on_dev_questions(stores, monkeypatch):
+def test_dense_and_bm25_top1_agree_with_faiss_on_dev_questions(stores):
     faiss, milvus, _ = stores
-    monkeypatch.setattr(faiss, "sentence_weight", 0.0)  # Milvus holds chunk vectors only: compare those
     dense = lexical = 0
     for q in ANSWERABLE:
         key = lambda hits: (hits[0][0].doc_id, hits[0][0].start) if hits else None  # noqa: E731
@@ -72,9 +71,7 @@ def test_dense_and_bm25_top1_agree_with_faiss_on_dev_questions(stores, monkeypat
     assert lexical / len(ANSWERABLE) >= 0.95, (lexical, len(ANSWERABLE))
 
 
-def test_pipeline_on_milvus_answers_like_faiss(stores, pipeline, monkeypatch):
-    from collections import OrderedDict
-
+def test_pipeline_on_milvus_answers_like_faiss(stores, pipeline):
     from qa.pipeline import QAPipeline
     from qa.settings import Settings
 
@@ -86,9 +83,6 @@ def test_pipeline_on_milvus_answers_like_faiss(stores, pipeline, monkeypatch):
     # the reader checkpoint may be rewritten by a training run between two loads: compare stores, not readers
     on_milvus.reader = pipeline.reader
     assert isinstance(on_milvus.index, MilvusCorpusIndex) and isinstance(pipeline.index, CorpusIndex)
-    # Milvus holds chunk vectors only: compare with FAISS scoring chunks alone (and no cached answers)
-    monkeypatch.setattr(pipeline.index, "sentence_weight", 0.0)
-    monkeypatch.setattr(pipeline, "_recent", OrderedDict())
     # every 4th question (the reader takes ~1 s a question on 2 shared cores; retrieval is compared on all of
     # them above): the same answer, cited at the same place, and the same passages shown
     sample = ANSWERABLE[::4]
