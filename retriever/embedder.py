@@ -12,6 +12,12 @@ from qa.reader import lower_ascii
 from retriever.script import to_simplified
 
 
+def model_input(text: str) -> str:
+    """Text as the embedder sees it, at indexing, query and training time alike. m3e's tokenizer does not
+    lowercase ("Quafu" would be [UNK]); one script for both sides (Traditional questions, Simplified articles)."""
+    return to_simplified(lower_ascii(text))
+
+
 class Embedder:
     """Loads a sentence-transformers model from a local folder; vectors are L2-normalised float32.
 
@@ -25,7 +31,7 @@ class Embedder:
 
         quiet_transformers()
         path = resolve_model_path(name)
-        # shipped weights are fp16 to halve their bytes in git; CPUs compute fp32 faster and exactly
+        # a checkpoint saved in fp16 (qa.training.embedder --ship) still computes in fp32: faster and exact on CPU
         self.model = SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32})
         self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
                        else self.model.get_sentence_embedding_dimension())
@@ -44,8 +50,7 @@ class Embedder:
     def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # m3e's tokenizer does not lowercase: "Quafu" would be [UNK] otherwise; one script for both sides
-        texts = [to_simplified(lower_ascii(t)) for t in texts]
+        texts = [model_input(t) for t in texts]
         if self.onnx is not None:
             if progress:
                 from rich.progress import track

