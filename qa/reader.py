@@ -218,6 +218,8 @@ _ASKED_UNIT = re.compile(r"多少(钱|人次|亿元|万元|美元|元|平方米|
 _UNIT_FAMILY = {"钱": ("元",), "人": ("人", "名", "位"), "名": ("名", "人", "位"), "位": ("位", "名", "人")}
 _ASKED_DATE = ((re.compile(r"哪一?年|几几年"), ("年",)), (re.compile(r"哪一?天|几号|几月几[日号]"), ("日", "号")),
                (re.compile(r"哪个月|几月份"), ("月",)))
+# an ordinal asks for one: "第几届" is answered "第二十五届", never a year or a count
+_ASKED_ORDINAL = re.compile(r"第几([届次期批轮个位名项])")
 
 
 def _has_in_order(text: str, unit: str) -> bool:
@@ -231,8 +233,8 @@ def _has_in_order(text: str, unit: str) -> bool:
 
 
 # money asked for by its noun: "多少资金支持", "签约金额是多少"
-_ASKS_MONEY = re.compile(r"多少(?:资金|经费|投资|奖金)|(?:资金|金额|经费|投资额|收入|营收|费用|价格|奖金)(?:总额)?"
-                         r"(?:是|为|有|达到?|共)?多少")
+_ASKS_MONEY = re.compile(r"多少(?:资金|经费|投资|奖金)|(?:资金|金额|经费|投资额|收入|营收|费用|价格|奖金|GDP|gdp|生产总值|"
+                         r"产值|营业额|销售额|成交额|交易额|利润|市值|融资额?)(?:总额)?(?:是|为|有|达到?|共)?多少")
 
 
 _ASKS_DURATION = re.compile(r"多长时间|多久|多少时间|多少年(?!前|后|来)")
@@ -254,6 +256,9 @@ def fits_asked_unit(question: str, text: str) -> bool:
     units = asked_units(question)
     if units:
         return any(_has_in_order(text, u) for u in units)
+    ordinal = _ASKED_ORDINAL.search(question)
+    if ordinal:
+        return _has_in_order(text, "第" + ordinal.group(1))
     for pattern, units in _ASKED_DATE:
         if pattern.search(question):
             return any(u in text for u in units)

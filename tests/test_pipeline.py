@@ -55,6 +55,9 @@ def test_a_figure_in_another_unit_is_no_answer(pipeline):
     refused = pipeline.ask("Quafu量子计算云平台目前有多少注册用户？")
     assert refused.answer is None and refused.confidence == 0.0
     assert pipeline.ask("Quafu量子计算云平台最多能同时操控多少个量子比特？").answer == "136 个"
+    # the articles date the forum (2023) but never number its editions
+    refused = pipeline.ask("中关村论坛今年是第几届？")
+    assert refused.answer is None and refused.confidence == 0.0
 
 
 def test_an_answer_far_from_the_person_asked_about_is_no_answer(pipeline):

@@ -214,6 +214,10 @@ def test_a_figure_in_another_unit_than_the_one_asked_for_does_not_answer():
     assert not fits_asked_unit("中关村论坛是哪一年诞生的？", "中关村")
     assert fits_asked_unit("签约项目的总金额是多少？", "超过810亿元")  # no unit named: any figure
     assert fits_asked_unit("能同时操控多少个量子比特？", "136 个")
+    assert not fits_asked_unit("中关村论坛今年是第几届？", "2023")  # an ordinal asks for an ordinal
+    assert fits_asked_unit("中关村论坛今年是第几届？", "第十五届") and fits_asked_unit("这是第几次？", "第3次")
+    assert not fits_asked_unit("北京的GDP是多少？", "28.4%")  # money named by what it measures
+    assert fits_asked_unit("北京的GDP是多少？", "4.16万亿元") and fits_asked_unit("去年的营业额是多少？", "120亿元")
     people = answer_type("展览期间累计接待了多少人次观众？")  # the typed preference asks for the unit too
     assert people("约5万人次") and not people("约650家")
 
