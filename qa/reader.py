@@ -218,7 +218,7 @@ _ASKED_UNIT = re.compile(r"多少(钱|人次|亿元|万元|美元|元|平方米|
 _UNIT_FAMILY = {"钱": ("元",), "人": ("人", "名", "位"), "名": ("名", "人", "位"), "位": ("位", "名", "人")}
 _ASKED_DATE = ((re.compile(r"哪一?年|几几年"), ("年",)), (re.compile(r"哪一?天|几号|几月几[日号]"), ("日", "号")),
                (re.compile(r"哪个月|几月份"), ("月",)))
-# an ordinal asks for one: "第几届" is answered "第二十五届", never a year or a count
+# an ordinal asks for one: "第几届" is answered "第二十五届", never a year
 _ASKED_ORDINAL = re.compile(r"第几([届次期批轮个位名项])")
 
 
@@ -257,8 +257,8 @@ def fits_asked_unit(question: str, text: str) -> bool:
     if units:
         return any(_has_in_order(text, u) for u in units)
     ordinal = _ASKED_ORDINAL.search(question)
-    if ordinal:
-        return _has_in_order(text, "第" + ordinal.group(1))
+    if ordinal:  # its 第 may stand outside the span ("第 11位" read as "11位"); its measure word may not
+        return ordinal.group(1) in text
     for pattern, units in _ASKED_DATE:
         if pattern.search(question):
             return any(u in text for u in units)
@@ -336,6 +336,17 @@ def asked_quantity(question: str, text: str) -> tuple[int, int] | None:
         if any(_has_in_order(m.group(), u) for u in units):
             return m.start(), m.end()
     return None
+
+
+# "A还是B", "何者": the answer is one of the question's own words
+_CHOICE_QUESTION = re.compile(r"还是|何者|哪一?(?:个|边|侧|方)(?:更|较|比较)")
+
+
+def echoes_question(question: str, text: str) -> bool:
+    """The span only repeats words of the question ("几年前…处于什么状况？" answered "几年"): under 1% of the
+    human sets' answers do, most of them in either-or questions."""
+    text = text.strip()
+    return bool(text) and text in question and not _CHOICE_QUESTION.search(question)
 
 
 def answer_type(question: str):
@@ -568,9 +579,14 @@ class Reader:
         type_slack of the best: a number or a date for "多少" / "哪一年" (a small reader often picks the noun
         next to it), a name ending in the asked-for noun for "哪个基金会" / "哪家公司" (not half of the name).
         """
-        spans = self.read(question, passages, n_best=10 if self.type_slack > 0 else 1)
+        spans = self.read(question, passages, n_best=10)
         if not spans:
             return None
+        if echoes_question(question, spans[0].text):
+            # the best margin stays: it measures whether the passages answer at all
+            others = [s for s in spans if not echoes_question(question, s.text)]
+            if others:
+                spans = [dataclasses.replace(others[0], margin=spans[0].margin)] + others[1:]
         wanted = answer_type(question) if self.type_slack > 0 else None
         if wanted is not None and not wanted(spans[0].text):
             typed = [s for s in spans if wanted(s.text) and s.margin >= spans[0].margin - self.type_slack]

@@ -47,13 +47,30 @@ def test_number_questions_prefer_a_numeral_span_within_the_slack():
     reader = Fixed(model=None, tokenizer=None, type_slack=2.0)
     chosen = reader.answer("哪一年诞生的？", ["论坛于2007年诞生"])
     assert chosen.text == "2007年" and chosen.margin == 5.0  # the best margin decides whether to answer
-    assert reader.answer("是什么论坛？", ["论坛于2007年诞生"]).text == "论坛"  # not a number question
-    assert reader.answer("论坛有多少？", ["论坛于2007年诞生"]).text == "2007年"  # a number, no unit named
+    assert reader.answer("2007年诞生的是什么？", ["论坛于2007年诞生"]).text == "论坛"  # not a number question
+    assert reader.answer("诞生了多少？", ["论坛于2007年诞生"]).text == "2007年"  # a number, no unit named
     reader.type_slack = 0.5
-    assert reader.answer("论坛有多少？", ["论坛于2007年诞生"]).text == "论坛"  # the numeral span scores too far below
+    assert reader.answer("诞生了多少？", ["论坛于2007年诞生"]).text == "论坛"  # the numeral span scores too far below
     assert reader.answer("哪一年诞生的？", ["论坛于2007年诞生"]) is None  # and "论坛" is not a year: no answer
     reader.no_answer_threshold = 6.0
     assert reader.answer("哪一年诞生的？", ["论坛于2007年诞生"]) is None
+
+
+def test_a_span_that_only_repeats_the_question_gives_way_to_the_next_best():
+    from qa.reader import Reader, Span, echoes_question
+
+    assert echoes_question("几年前，“共享未来”的理念处于什么状况？", "几年")
+    assert not echoes_question("几年前，“共享未来”的理念处于什么状况？", "难以产生共鸣")
+    assert not echoes_question("施肥是内部还是外部？", "外部")  # either-or: the answer is in the question
+
+    class Fixed(Reader):
+        def read(self, question, passages, n_best=5):
+            return [Span(0, 0, 2, "几年", 9.0, 5.0), Span(0, 10, 16, "难以产生共鸣", 8.0, 4.0)][:n_best]
+
+    reader = Fixed(model=None, tokenizer=None)
+    chosen = reader.answer("几年前，这一理念处于什么状况？", ["几年前，这一理念还难以产生共鸣"])
+    assert chosen.text == "难以产生共鸣" and chosen.margin == 5.0  # the best margin decides whether to answer
+    assert reader.answer("这一理念在何种情况下难以产生共鸣？", ["几年前，这一理念还难以产生共鸣"]).text == "几年"  # no echo
 
 
 def test_confidence_is_a_probability_that_rises_with_the_margin():
@@ -216,6 +233,7 @@ def test_a_figure_in_another_unit_than_the_one_asked_for_does_not_answer():
     assert fits_asked_unit("能同时操控多少个量子比特？", "136 个")
     assert not fits_asked_unit("中关村论坛今年是第几届？", "2023")  # an ordinal asks for an ordinal
     assert fits_asked_unit("中关村论坛今年是第几届？", "第十五届") and fits_asked_unit("这是第几次？", "第3次")
+    assert fits_asked_unit("中国在全球创新指数中排第几位？", "11位")  # the article's "第 11位", 第 outside the span
     assert not fits_asked_unit("北京的GDP是多少？", "28.4%")  # money named by what it measures
     assert fits_asked_unit("北京的GDP是多少？", "4.16万亿元") and fits_asked_unit("去年的营业额是多少？", "120亿元")
     people = answer_type("展览期间累计接待了多少人次观众？")  # the typed preference asks for the unit too
