@@ -578,6 +578,7 @@ class Reader:
         A question that names the type of its answer prefers the best span of that type when it scores within
         type_slack of the best: a number or a date for "多少" / "哪一年" (a small reader often picks the noun
         next to it), a name ending in the asked-for noun for "哪个基金会" / "哪家公司" (not half of the name).
+        A best span that only repeats the question's words gives way to the next one.
         """
         spans = self.read(question, passages, n_best=10)
         if not spans:
