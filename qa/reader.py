@@ -219,7 +219,7 @@ _UNIT_FAMILY = {"钱": ("元",), "人": ("人", "名", "位"), "名": ("名", "�
 _ASKED_DATE = ((re.compile(r"哪一?年|几几年"), ("年",)), (re.compile(r"哪一?天|几号|几月几[日号]"), ("日", "号")),
                (re.compile(r"哪个月|几月份"), ("月",)))
 # an ordinal asks for one: "第几届" is answered "第二十五届", never a year
-_ASKED_ORDINAL = re.compile(r"第几([届次期批轮个位名项])")
+_ASKED_ORDINAL = re.compile(r"第几([届次期批轮个位项])")  # not 名: "第几名" may be answered "冠军"
 
 
 def _has_in_order(text: str, unit: str) -> bool:
