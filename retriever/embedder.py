@@ -1,7 +1,8 @@
-"""Sentence embeddings with sentence-transformers, for the model named in models.txt."""
+"""Sentence embeddings for the model named in models.txt."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -18,23 +19,84 @@ def model_input(text: str) -> str:
     return to_simplified(lower_ascii(text))
 
 
-class Embedder:
-    """Loads a sentence-transformers model from a local folder; vectors are L2-normalised float32.
+class MeanPoolingEncoder:
+    """What sentence-transformers computes for a plain encoder folder (Transformer -> mean pooling [-> Normalize]),
+    with transformers alone: importing sentence-transformers (and the scikit-learn it pulls in) is 2.5 s of a
+    6 s cold `ask`. Vectors match SentenceTransformer.encode's to float precision (tests/test_index.py)."""
 
-    runtime "onnx-int8" runs the same encoder through ONNX Runtime int8 (about 3x the throughput here); the
-    index records the name with its runtime, so switching runtimes rebuilds the vectors.
+    def __init__(self, path: Path):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.model = AutoModel.from_pretrained(str(path), dtype=torch.float32).eval()
+        config = Path(path) / "sentence_bert_config.json"
+        limit = json.loads(config.read_text()).get("max_seq_length") if config.exists() else None
+        # sentence-transformers' default: the shorter of the model's positions and the tokenizer's limit
+        self.max_seq_length = int(limit or min(self.model.config.max_position_embeddings,
+                                               self.tokenizer.model_max_length))
+        self.dim = int(self.model.config.hidden_size)
+
+    @staticmethod
+    def handles(path: Path) -> bool:
+        """A folder without sentence-transformers modules, or whose modules are only Transformer, mean Pooling
+        and Normalize; anything else (a Dense layer, CLS pooling, …) goes through sentence-transformers."""
+        modules = Path(path) / "modules.json"
+        if not modules.exists():
+            return (Path(path) / "config.json").exists()
+        kinds = [m.get("type", "") for m in json.loads(modules.read_text())]
+        if [k.rsplit(".", 1)[-1] for k in kinds] not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+            return False
+        pooling = next(m["path"] for m in json.loads(modules.read_text()) if m["type"].endswith("Pooling"))
+        config = json.loads((Path(path) / pooling / "config.json").read_text())
+        return bool(config.get("pooling_mode_mean_tokens")) and not any(
+            v for k, v in config.items() if k.startswith("pooling_mode") and k != "pooling_mode_mean_tokens")
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        torch = self.torch
+        order = np.argsort([-len(t) for t in texts])  # similar lengths batch together, as sentence-transformers does
+        batches = range(0, len(texts), batch_size)
+        if progress:
+            from rich.progress import track
+
+            batches = track(batches, description="embedding")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for b in batches:
+                rows = order[b : b + batch_size]
+                enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                                     max_length=self.max_seq_length, return_tensors="pt")
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+        return out
+
+
+class Embedder:
+    """Sentence vectors from the model named in models.txt (a local folder); L2-normalised float32.
+
+    A plain encoder folder (m3e-small) runs through transformers with mean pooling, exactly as
+    sentence-transformers would run it but without its import time; any other sentence-transformers folder loads
+    with SentenceTransformer. runtime "onnx-int8" runs the same encoder through ONNX Runtime int8 (about 3x the
+    throughput here); the index records the name with its runtime, so switching runtimes rebuilds the vectors.
     """
 
     def __init__(self, name: str, runtime: str = "torch", cache_root: Path | None = None):
-        import torch
-        from sentence_transformers import SentenceTransformer
-
         quiet_transformers()
         path = resolve_model_path(name)
-        # a checkpoint saved in fp16 (qa.training.embedder --ship) still computes in fp32: faster and exact on CPU
-        self.model = SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32})
-        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
-                       else self.model.get_sentence_embedding_dimension())
+        if MeanPoolingEncoder.handles(path):
+            self.model = MeanPoolingEncoder(path)
+            self.dim = self.model.dim
+        else:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            # a checkpoint saved in fp16 (qa.training.embedder --ship) still computes in fp32: faster and exact
+            self.model = SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32})
+            self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
+                           else self.model.get_sentence_embedding_dimension())
         self.onnx = None
         self.name = name
         if runtime == "onnx-int8":
@@ -59,6 +121,8 @@ class Embedder:
                          for b in track(range(0, len(texts), 256), description="embedding")]
                 return np.concatenate(parts)
             return self.onnx.encode(texts, batch_size)
+        if isinstance(self.model, MeanPoolingEncoder):
+            return self.model.encode(texts, batch_size, progress)
         vectors = self.model.encode(
             texts,
             batch_size=batch_size,
