@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from retriever.embedder import mean_pooled
+
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -129,8 +131,5 @@ class OnnxEncoder:
             feed = {k: enc[k].astype(np.int64) for k in INPUTS if k in enc}
             if "token_type_ids" not in feed:
                 feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-            hidden = self.session.run(["last_hidden_state"], feed)[0]
-            mask = feed["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-            out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
-        return np.concatenate(out).astype(np.float32)
+            out.append(mean_pooled(self.session.run(["last_hidden_state"], feed)[0], feed["attention_mask"]))
+        return np.concatenate(out)

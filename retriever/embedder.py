@@ -19,10 +19,17 @@ def model_input(text: str) -> str:
     return to_simplified(lower_ascii(text))
 
 
+def mean_pooled(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """L2-normalised mean of the token vectors under the attention mask (sentence-transformers' mean pooling)."""
+    mask = attention_mask[..., None].astype(np.float32)
+    pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+    return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 class MeanPoolingEncoder:
     """What sentence-transformers computes for a plain encoder folder (Transformer -> mean pooling [-> Normalize]),
     with transformers alone: importing sentence-transformers (and the scikit-learn it pulls in) is 2.5 s of a
-    6 s cold `ask`. Vectors match SentenceTransformer.encode's to float precision (tests/test_index.py)."""
+    6 s cold `ask`. Vectors match SentenceTransformer.encode's to float precision (tests/test_embedder.py)."""
 
     def __init__(self, path: Path):
         import torch
@@ -42,35 +49,27 @@ class MeanPoolingEncoder:
     def handles(path: Path) -> bool:
         """A folder without sentence-transformers modules, or whose modules are only Transformer, mean Pooling
         and Normalize; anything else (a Dense layer, CLS pooling, …) goes through sentence-transformers."""
-        modules = Path(path) / "modules.json"
-        if not modules.exists():
+        modules_file = Path(path) / "modules.json"
+        if not modules_file.exists():
             return (Path(path) / "config.json").exists()
-        kinds = [m.get("type", "") for m in json.loads(modules.read_text())]
-        if [k.rsplit(".", 1)[-1] for k in kinds] not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        modules = json.loads(modules_file.read_text())
+        kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+        if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
             return False
-        pooling = next(m["path"] for m in json.loads(modules.read_text()) if m["type"].endswith("Pooling"))
+        pooling = modules[kinds.index("Pooling")]["path"]
         config = json.loads((Path(path) / pooling / "config.json").read_text())
         return bool(config.get("pooling_mode_mean_tokens")) and not any(
             v for k, v in config.items() if k.startswith("pooling_mode") and k != "pooling_mode_mean_tokens")
 
-    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        torch = self.torch
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         order = np.argsort([-len(t) for t in texts])  # similar lengths batch together, as sentence-transformers does
-        batches = range(0, len(texts), batch_size)
-        if progress:
-            from rich.progress import track
-
-            batches = track(batches, description="embedding")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        with torch.inference_mode():
-            for b in batches:
+        with self.torch.inference_mode():
+            for b in range(0, len(texts), batch_size):
                 rows = order[b : b + batch_size]
                 enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
                                      max_length=self.max_seq_length, return_tensors="pt")
-                hidden = self.model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+                out[rows] = mean_pooled(self.model(**enc).last_hidden_state.numpy(), enc["attention_mask"].numpy())
         return out
 
 
@@ -113,16 +112,15 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         texts = [model_input(t) for t in texts]
-        if self.onnx is not None:
+        encoder = self.onnx or (self.model if isinstance(self.model, MeanPoolingEncoder) else None)
+        if encoder is not None:
             if progress:
                 from rich.progress import track
 
-                parts = [self.onnx.encode(texts[b : b + 256], batch_size)
+                parts = [encoder.encode(texts[b : b + 256], batch_size)
                          for b in track(range(0, len(texts), 256), description="embedding")]
                 return np.concatenate(parts)
-            return self.onnx.encode(texts, batch_size)
-        if isinstance(self.model, MeanPoolingEncoder):
-            return self.model.encode(texts, batch_size, progress)
+            return encoder.encode(texts, batch_size)
         vectors = self.model.encode(
             texts,
             batch_size=batch_size,
