@@ -273,7 +273,7 @@ def _eval_retrieval(items, home, distractors: bool, json_out: bool):
     from qa.models import model_for, runtime_for
     from retriever.documents import bundled_documents
     from retriever.embedder import Embedder
-    from retriever.hybrid import HybridRetriever
+    from qa.pipeline import build_retriever
     from retriever.index import CorpusIndex
 
     settings = _settings(home)
@@ -284,8 +284,7 @@ def _eval_retrieval(items, home, distractors: bool, json_out: bool):
     index = CorpusIndex.open(folder, embedder, seed, settings.chunk_size, settings.overlap,
                              progress=not json_out)
     build_seconds = time.perf_counter() - started
-    report = evaluate_retrieval(
-        HybridRetriever(index, settings.dense_weight, settings.lexical_weight, settings.rrf_k), items)
+    report = evaluate_retrieval(build_retriever(index, settings), items)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     report.update(documents=len(index.documents), chunks=len(index.state.chunks),
                   open_or_build_seconds=round(build_seconds, 1), index_megabytes=round(size / 2**20, 1))

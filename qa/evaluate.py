@@ -101,8 +101,11 @@ def _gold_rank(hits, item) -> int | None:
     return None
 
 
-def evaluate_retrieval(retriever, items: list[dict], ks=(1, 5, 20), modes=("dense", "bm25", "hybrid")) -> dict:
-    """recall@k and MRR of the first chunk holding a gold answer, for each retrieval mode."""
+def evaluate_retrieval(retriever, items: list[dict], ks=(1, 5, 20), modes=None) -> dict:
+    """recall@k and MRR of the first chunk holding a gold answer, for each retrieval mode (with a reranker,
+    `fused` is the first stage alone and `hybrid` the reranked order)."""
+    if modes is None:
+        modes = ("dense", "bm25", "fused", "hybrid") if retriever.reranker else ("dense", "bm25", "hybrid")
     answerable = [q for q in items if q["answers"]]
     depth = max(ks)
     out = {}

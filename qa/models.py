@@ -100,6 +100,14 @@ def model_for(role: str) -> str:
     return roles[role]
 
 
+def optional_model_for(role: str) -> str | None:
+    """The model for a role that may be left out (the reranker): None when models.txt does not name one or
+    QA_<ROLE>_MODEL is `none`."""
+    override = os.environ.get(f"QA_{role.upper()}_MODEL")
+    name = override if override else read_models_file().get(role)
+    return None if not name or name.lower() == "none" else name
+
+
 def runtime_for(role: str) -> str:
     """`torch` or `onnx-int8` for a role: QA_<ROLE>_RUNTIME, else `<role>_runtime` in models.txt, else torch."""
     return os.environ.get(f"QA_{role.upper()}_RUNTIME") or read_models_file().get(f"{role}_runtime", "torch")

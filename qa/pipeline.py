@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from qa.followup import standalone_question
-from qa.models import model_for, resolve_model_path, runtime_for
+from qa.models import model_for, optional_model_for, resolve_model_path, runtime_for
 from qa.reader import Reader, counted_far_from, names_far_from, not_given
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
@@ -23,6 +23,19 @@ from retriever.factory import open_index
 from retriever.hybrid import HybridRetriever
 from retriever.normalize import normalize
 from retriever.script import to_simplified
+
+
+def build_retriever(index, settings: Settings) -> HybridRetriever:
+    """Fusion as settings say, with the cross-encoder reranker when models.txt names one."""
+    name = optional_model_for("reranker")
+    reranker = None
+    if name:
+        from retriever.rerank import Reranker
+
+        reranker = Reranker(resolve_model_path(name))
+    s = settings
+    return HybridRetriever(index, s.dense_weight, s.lexical_weight, s.rrf_k, reranker=reranker,
+                           rerank_depth=s.rerank_depth, rerank_weight=s.rerank_weight, rerank_k=s.rerank_k)
 
 
 class QuestionError(ValueError):
@@ -39,8 +52,7 @@ class QAPipeline:
         self.index = open_index(self.settings, corpus, embedder, seed, progress)  # FAISS or Milvus (settings.store)
         if corpus:  # an ad-hoc folder: follow its current contents
             self.sync_folder(corpus, progress)
-        s = self.settings
-        self.retriever = HybridRetriever(self.index, s.dense_weight, s.lexical_weight, s.rrf_k)
+        self.retriever = build_retriever(self.index, self.settings)
         self.reader = Reader.load(resolve_model_path(model_for("reader")), runtime_for("reader"),
                                   self.settings.home)
         if self.settings.no_answer_threshold is not None:

@@ -31,6 +31,11 @@ class Settings:
     dense_weight: float = field(default_factory=lambda: _env("DENSE_WEIGHT", 1.0, float))
     lexical_weight: float = field(default_factory=lambda: _env("LEXICAL_WEIGHT", 3.0, float))
     rrf_k: int = field(default_factory=lambda: _env("RRF_K", 1, int))
+    # the cross-encoder (models.txt `reranker`) reorders the fused top `rerank_depth`: its rank and the fused
+    # rank are fused again, 1/(k + fused rank) + weight/(k + its rank); chosen on the tune split
+    rerank_depth: int = field(default_factory=lambda: _env("RERANK_DEPTH", 10, int))
+    rerank_weight: float = field(default_factory=lambda: _env("RERANK_WEIGHT", 1.0, float))
+    rerank_k: int = field(default_factory=lambda: _env("RERANK_K", 20, int))
     api_token: str | None = field(default_factory=lambda: _env("API_TOKEN", None))
     # where the index lives: "faiss" (folders under home), a milvus-lite path ending in .db, or http://host:19530
     store: str = field(default_factory=lambda: _env("STORE", "faiss"))

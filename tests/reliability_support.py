@@ -165,12 +165,11 @@ def isolated_pipeline(pipeline, home: Path):
     import dataclasses
 
     from retriever.documents import bundled_documents
-    from retriever.hybrid import HybridRetriever
     from retriever.index import CorpusIndex
 
     own = copy.copy(pipeline)
     own.settings = s = dataclasses.replace(pipeline.settings, home=Path(home), api_token=None)
     own.index = CorpusIndex.open(Path(home) / "index", pipeline.index.embedder, bundled_documents, s.chunk_size,
                                  s.overlap)
-    own.retriever = HybridRetriever(own.index, s.dense_weight, s.lexical_weight, s.rrf_k)
+    own.retriever = dataclasses.replace(pipeline.retriever, index=own.index)  # same models, own index
     return own

@@ -36,6 +36,28 @@ def retrieval_triples(examples, size: int = 200, overlap: int = 60, seed: int = 
     instead the best BM25 match for the question among the *other* articles' chunks (the look-alike passages
     that outrank the right one once thousands of news articles are indexed)."""
     rng = random.Random(seed)
+    picked, lookalike = _positives_and_negatives(examples, size, overlap, rng, mine=bool(mined))
+    triples = []
+    for i, (question, _, _, positive, negative) in enumerate(picked):
+        if i in lookalike and rng.random() < mined:
+            negative = lookalike[i]
+        triples.append((question, positive, negative))
+    rng.shuffle(triples)
+    return triples
+
+
+def retrieval_groups(examples, size: int = 200, overlap: int = 60, seed: int = 0) -> list[tuple[str, ...]]:
+    """(question, chunk holding the answer, same-article negative, other-article BM25 look-alike) per
+    answerable example that has both negatives: the reranker learns to beat both kinds at once."""
+    rng = random.Random(seed)
+    picked, lookalike = _positives_and_negatives(examples, size, overlap, rng, mine=True)
+    groups = [(q, pos, neg, lookalike[i]) for i, (q, _, _, pos, neg) in enumerate(picked) if i in lookalike]
+    rng.shuffle(groups)
+    return groups
+
+
+def _positives_and_negatives(examples, size, overlap, rng, mine: bool):
+    """[(question, answer, article key, positive chunk, same-article negative)], {index: BM25 look-alike}."""
     by_article: dict[tuple[str, int], list] = defaultdict(list)
     for ex in examples:
         by_article[(ex.source, ex.article)].append(ex)
@@ -46,7 +68,7 @@ def retrieval_triples(examples, size: int = 200, overlap: int = 60, seed: int = 
             cache[context] = _chunks(context, size, overlap)
         return cache[context]
 
-    picked = []  # (question, answer text, article key, positive, same-article negative)
+    picked = []
     for key, group in by_article.items():
         contexts = list(dict.fromkeys(ex.context for ex in group))
         for ex in group:
@@ -60,14 +82,7 @@ def retrieval_triples(examples, size: int = 200, overlap: int = 60, seed: int = 
             others = [c[2] for ctx in contexts for c in chunks_of(ctx) if text not in c[2] and c[2] != positive]
             if others:
                 picked.append((ex.question, text, key, positive, rng.choice(others)))
-    lookalike = _bm25_lookalikes(picked, by_article, chunks_of) if mined else {}
-    triples = []
-    for i, (question, _, _, positive, negative) in enumerate(picked):
-        if i in lookalike and rng.random() < mined:
-            negative = lookalike[i]
-        triples.append((question, positive, negative))
-    rng.shuffle(triples)
-    return triples
+    return picked, (_bm25_lookalikes(picked, by_article, chunks_of) if mine else {})
 
 
 def _bm25_lookalikes(picked, by_article, chunks_of, depth: int = 10) -> dict[int, str]:
