@@ -35,7 +35,7 @@ class Settings:
     # rank are fused again, 1/(k + fused rank) + weight/(k + its rank); chosen on the tune split
     rerank_depth: int = field(default_factory=lambda: _env("RERANK_DEPTH", 10, int))
     rerank_weight: float = field(default_factory=lambda: _env("RERANK_WEIGHT", 1.0, float))
-    rerank_k: int = field(default_factory=lambda: _env("RERANK_K", 20, int))
+    rerank_k: int = field(default_factory=lambda: _env("RERANK_K", 5, int))
     api_token: str | None = field(default_factory=lambda: _env("API_TOKEN", None))
     # where the index lives: "faiss" (folders under home), a milvus-lite path ending in .db, or http://host:19530
     store: str = field(default_factory=lambda: _env("STORE", "faiss"))

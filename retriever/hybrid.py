@@ -22,7 +22,7 @@ class HybridRetriever:
     reranker: Reranker | None = None
     rerank_depth: int = 10  # fused candidates the cross-encoder reads (its cost grows with this)
     rerank_weight: float = 1.0  # its rank's weight against the fused rank's (1.0)
-    rerank_k: int = 20
+    rerank_k: int = 5
 
     def retrieve(self, question: str, k: int, mode: str = "hybrid", state=None) -> list[tuple[Chunk, float]]:
         """Top-k chunks; pass one index state to keep a whole question on one consistent snapshot."""
