@@ -81,7 +81,8 @@ def ask_main(
     top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help="passages the reader reads"),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="answer over this folder of articles instead"),
     home: Optional[Path] = typer.Option(None, "--home", help="data directory (default: QA_HOME or cache dir)"),
-    retrieval: Optional[str] = typer.Option(None, "--retrieval", help="hybrid (default: fused, then reranked if models.txt names a reranker), fused, dense or bm25"),
+    retrieval: Optional[str] = typer.Option(
+        None, "--retrieval", help="hybrid (default: fused, then reranked if models.txt names one), fused, dense or bm25"),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="run a question file and print EM/F1"),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
     server: Optional[str] = typer.Option(None, "--server", help="ask a running `qa serve` at this URL instead"),

