@@ -272,9 +272,9 @@ def _eval_retrieval(items, home, distractors: bool, json_out: bool):
 
     from qa.evaluate import evaluate_retrieval, inews_documents, print_retrieval
     from qa.models import model_for, runtime_for
+    from qa.pipeline import build_retriever
     from retriever.documents import bundled_documents
     from retriever.embedder import Embedder
-    from qa.pipeline import build_retriever
     from retriever.index import CorpusIndex
 
     settings = _settings(home)
