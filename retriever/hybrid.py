@@ -30,24 +30,29 @@ class HybridRetriever:
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode == "hybrid" and self.reranker is not None:
-            hits = self.retrieve(question, max(k, self.rerank_depth), "fused", state)
-            head = self.reranker.rerank(question, hits[: self.rerank_depth], self.rerank_weight, self.rerank_k)
-            # past the reranked head the fused order stands, scored on the same scale (fused rank term only)
-            tail = [(chunk, 1 / (self.rerank_k + i + 1)) for i, (chunk, _) in enumerate(hits) if i >= len(head)]
-            return (head + tail)[:k]
+            fused = [chunk for chunk, _ in self.retrieve(question, max(k, self.rerank_depth), "fused", state)]
+            head = fused[: self.rerank_depth]
+            logits = self.reranker.scores(question, [chunk.text for chunk in head])
+            by_logit = [head[i] for i in sorted(range(len(head)), key=lambda i: -logits[i])]
+            # fused again with the fused order: only the head gets the cross-encoder's term, so it stays ahead
+            # and past it the fused order stands
+            return reciprocal_rank_fusion([(1.0, fused), (self.rerank_weight, by_logit)], self.rerank_k)[:k]
         depth = max(k, self.candidates)
         if mode == "dense":
             return self.index.search_dense(question, k, state)
         if mode == "bm25":
             return self.index.search_lexical(question, k, state)
-        fused: dict[tuple[str, int], list] = {}
-        for weight, hits in (
-            (self.dense_weight, self.index.search_dense(question, depth, state)),
-            (self.lexical_weight, self.index.search_lexical(question, depth, state)),
-        ):
-            for rank, (chunk, _) in enumerate(hits):
-                key = (chunk.doc_id, chunk.start)
-                entry = fused.setdefault(key, [chunk, 0.0])
-                entry[1] += weight / (self.rrf_k + rank + 1)
-        ranked = sorted(fused.values(), key=lambda e: e[1], reverse=True)
-        return [(chunk, score) for chunk, score in ranked[:k]]
+        return reciprocal_rank_fusion([
+            (self.dense_weight, [chunk for chunk, _ in self.index.search_dense(question, depth, state)]),
+            (self.lexical_weight, [chunk for chunk, _ in self.index.search_lexical(question, depth, state)]),
+        ], self.rrf_k)[:k]
+
+
+def reciprocal_rank_fusion(rankings: list[tuple[float, list[Chunk]]], k: int) -> list[tuple[Chunk, float]]:
+    """Each ranking adds weight / (k + rank) to its chunks (rank 1 first); best total first."""
+    fused: dict[tuple[str, int], list] = {}
+    for weight, chunks in rankings:
+        for rank, chunk in enumerate(chunks, 1):
+            entry = fused.setdefault((chunk.doc_id, chunk.start), [chunk, 0.0])
+            entry[1] += weight / (k + rank)
+    return [(chunk, score) for chunk, score in sorted(fused.values(), key=lambda e: e[1], reverse=True)]

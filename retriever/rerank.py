@@ -2,15 +2,14 @@
 
 The two first-stage halves each look at one side at a time (BM25 at shared words, the embedder at two separate
 vectors), so a look-alike news chunk full of the question's generic words can outrank the one that answers.
-A cross-encoder reads both texts together. Trained by `python -m qa.training.reranker`; named `reranker` in
-models.txt (leave it out to skip this stage).
+A cross-encoder reads both texts together; retriever.hybrid fuses its order with the fused one. Trained by
+`python -m qa.training.reranker`; named `reranker` in models.txt (leave it out to skip this stage).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from retriever.chunking import Chunk
 from retriever.embedder import model_input
 
 
@@ -39,15 +38,3 @@ class Reranker:
                 # one logit (trained here, most cross-encoders) or two classes: the log-odds of "relevant"
                 out.extend((logits[:, 0] if logits.shape[1] == 1 else logits[:, -1] - logits[:, 0]).tolist())
         return out
-
-    def rerank(self, question: str, hits: list[tuple[Chunk, float]], weight: float, rrf_k: int
-               ) -> list[tuple[Chunk, float]]:
-        """Fuse the first-stage order with the cross-encoder's by reciprocal rank: 1/(k + fused rank) +
-        weight/(k + cross-encoder rank). Both ranks count because neither is reliable alone on news chunks."""
-        logits = self.scores(question, [chunk.text for chunk, _ in hits])
-        by_logit = sorted(range(len(hits)), key=lambda i: -logits[i])
-        fused = [1 / (rrf_k + i + 1) for i in range(len(hits))]
-        for rank, i in enumerate(by_logit):
-            fused[i] += weight / (rrf_k + rank + 1)
-        order = sorted(range(len(hits)), key=lambda i: -fused[i])
-        return [(hits[i][0], fused[i]) for i in order]

@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from qa.training.loop import add_training_options, parse
+from qa.training.loop import add_training_options, begin
 
 
 def _chunks(text: str, size: int, overlap: int) -> list[tuple[int, int, str]]:
@@ -146,18 +146,17 @@ def main(argv=None):
     add_training_options(parser, ship_to="retriever/weights/embedder", synthetic=8000, synthetic_seed=0, batch=32,
                          lr=2e-5, max_tokens=192,
                          max_tokens_help="passages are cut here (chunks are 200 chars)")
-    args = parse(parser, argv, ship)
-    if args is None:
+    begun = begin(parser, argv, ship)
+    if begun is None:
         return
+    args, log, examples = begun
 
-    import torch
     from sentence_transformers import SentenceTransformer, losses
 
     from qa.models import resolve_model_path
-    from qa.training.loop import optimizer_and_schedule, report_progress, start
+    from qa.training.loop import optimizer_and_schedule, report_progress, update
     from retriever.embedder import model_input
 
-    log, examples = start(args)
     triples = retrieval_triples(examples, seed=args.seed, mined=args.mined)
     triples = [tuple(model_input(t) for t in triple) for triple in triples]  # as the index will feed the model
     log(f"{len(triples)} (question, passage, hard negative) triples from {len(examples)} examples")
@@ -173,11 +172,7 @@ def main(argv=None):
         batch = triples[b : b + args.batch]
         features = [model.preprocess([t[i] for t in batch]) for i in range(3)]
         loss = loss_fn(features, None)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
+        update(model, loss, optimizer, schedule)
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         report_progress(log, step, steps, started, f"loss {running:.4f}")
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < steps:

@@ -24,19 +24,15 @@ def add_training_options(parser: argparse.ArgumentParser, *, ship_to: str, synth
     parser.add_argument("--synthetic-seed", type=int, default=synthetic_seed)
 
 
-def parse(parser: argparse.ArgumentParser, argv, ship):
-    """The arguments to train with, or None once `--ship CHECKPOINT` has been done."""
+def begin(parser: argparse.ArgumentParser, argv, ship):
+    """(args, log, examples) to train with, or None once `--ship CHECKPOINT` has been done. Training starts with
+    seeded torch, OUT/train.log opened, and the examples: the human sets' train slice + news questions."""
     args = parser.parse_args(argv)
     if args.ship:
         ship(args.ship, args.to)
         return None
     if not args.data or not args.out:
         parser.error("--data and --out are needed to train")
-    return args
-
-
-def start(args):
-    """Seeded torch, OUT/train.log opened, and the examples: the human sets' train slice + news questions."""
     import torch
 
     from qa.models import quiet_transformers
@@ -57,7 +53,7 @@ def start(args):
     examples = load_all(args.data)["train"]
     if args.synthetic:
         examples = examples + synthetic_examples(args.synthetic, args.synthetic_seed)
-    return log, examples
+    return args, log, examples
 
 
 def optimizer_and_schedule(args, parameters, items: int):
@@ -72,6 +68,17 @@ def optimizer_and_schedule(args, parameters, items: int):
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
     return steps, optimizer, schedule
+
+
+def update(model, loss, optimizer, schedule) -> None:
+    """One optimiser step on this loss, gradients clipped at norm 1."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad()
 
 
 def report_progress(log, step: int, steps: int, started: float, figures: str) -> None:

@@ -19,7 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
-from qa.training.loop import add_training_options, parse
+from qa.training.loop import add_training_options, begin
 
 
 def ship(checkpoint: Path, to: Path) -> None:
@@ -41,19 +41,19 @@ def main(argv=None):
     add_training_options(parser, ship_to="qa/weights/reranker", synthetic=3000, synthetic_seed=3, batch=8,
                          lr=3e-5, max_tokens=256,
                          max_tokens_help="question + passage (chunks are 200 chars)")
-    args = parse(parser, argv, ship)
-    if args is None:
+    begun = begin(parser, argv, ship)
+    if begun is None:
         return
+    args, log, examples = begun
 
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from qa.models import resolve_model_path
     from qa.training.embedder import retrieval_groups
-    from qa.training.loop import optimizer_and_schedule, report_progress, start
+    from qa.training.loop import optimizer_and_schedule, report_progress, update
     from retriever.embedder import model_input
 
-    log, examples = start(args)
     groups = [tuple(model_input(t) for t in g) for g in retrieval_groups(examples, seed=args.seed)]
     if args.questions:
         groups = groups[: args.questions]
@@ -75,11 +75,7 @@ def main(argv=None):
                            padding=True, return_tensors="pt")
         logits = model(**inputs).logits.view(len(batch), -1)  # column 0 is the answering chunk
         loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
+        update(model, loss, optimizer, schedule)
         hit = (logits.argmax(1) == 0).float().mean().item()
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         accuracy = 0.98 * accuracy + 0.02 * hit if step else hit
