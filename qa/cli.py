@@ -50,7 +50,7 @@ def _pipeline(home=None, corpus=None, top_k=None, retrieval=None, quiet=False, s
             return QAPipeline(_settings(home, top_k, retrieval, store), corpus=corpus, progress=False)
         with err.status("loading models and index…"):
             return QAPipeline(_settings(home, top_k, retrieval, store), corpus=corpus, progress=True)
-    except (DocumentError, FileNotFoundError, IndexError_) as exc:
+    except (DocumentError, FileNotFoundError, IndexError_, ValueError) as exc:  # ValueError: a bad setting
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2)
 
@@ -245,7 +245,8 @@ def eval_cmd(
     home: Optional[Path] = typer.Option(None, "--home"),
     corpus: Optional[Path] = typer.Option(None, "--corpus"),
     top_k: Optional[int] = typer.Option(None, "--top-k", "-k"),
-    retrieval: Optional[str] = typer.Option(None, "--retrieval"),
+    retrieval: Optional[str] = typer.Option(
+        None, "--mode", help="retrieval mode for the end-to-end run: hybrid, fused, dense or bm25"),
     json_out: bool = typer.Option(False, "--json"),
     worst: int = typer.Option(8, "--worst", help="how many misses to show"),
     retrieval_only: bool = typer.Option(False, "--retrieval", help="recall@1/5/20 and MRR of dense, BM25, fused"),

@@ -20,7 +20,7 @@ from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
 from retriever.embedder import Embedder
 from retriever.factory import open_index
-from retriever.hybrid import HybridRetriever
+from retriever.hybrid import MODES, HybridRetriever
 from retriever.normalize import normalize
 from retriever.script import to_simplified
 
@@ -34,7 +34,8 @@ def build_retriever(index, settings: Settings) -> HybridRetriever:
 
         reranker = Reranker(resolve_model_path(name))
     s = settings
-    return HybridRetriever(index, s.dense_weight, s.lexical_weight, s.rrf_k, reranker=reranker,
+    return HybridRetriever(index, s.dense_weight, s.lexical_weight, s.rrf_k,
+                           article_depth=s.article_depth, article_weight=s.article_weight, reranker=reranker,
                            rerank_depth=s.rerank_depth, rerank_weight=s.rerank_weight, rerank_k=s.rerank_k)
 
 
@@ -45,6 +46,8 @@ class QuestionError(ValueError):
 class QAPipeline:
     def __init__(self, settings: Settings | None = None, corpus: Path | None = None, progress: bool = False):
         self.settings = settings or Settings()
+        if self.settings.retrieval not in MODES:  # before minutes of loading, not at the first question
+            raise ValueError(f"unknown retrieval mode {self.settings.retrieval!r}; choose one of {', '.join(MODES)}")
         if corpus is not None and not iter_files([corpus]):
             raise DocumentError(f"{corpus}: no .txt, .md, .html or .pdf files in this folder")
         seed = (lambda: [read_document(p) for p in iter_files([corpus])]) if corpus else bundled_documents

@@ -31,6 +31,10 @@ class Settings:
     dense_weight: float = field(default_factory=lambda: _env("DENSE_WEIGHT", 1.0, float))
     lexical_weight: float = field(default_factory=lambda: _env("LEXICAL_WEIGHT", 3.0, float))
     rrf_k: int = field(default_factory=lambda: _env("RRF_K", 1, int))
+    # a third ranking fused in: BM25 among the chunks of the fused ranking's first `article_depth` articles
+    # (0 weight turns it off); chosen the same way
+    article_depth: int = field(default_factory=lambda: _env("ARTICLE_DEPTH", 2, int))
+    article_weight: float = field(default_factory=lambda: _env("ARTICLE_WEIGHT", 3.0, float))
     # the cross-encoder (models.txt `reranker`) reorders the fused top `rerank_depth`: its rank and the fused
     # rank are fused again, 1/(k + fused rank) + weight/(k + its rank); chosen on the tune split
     rerank_depth: int = field(default_factory=lambda: _env("RERANK_DEPTH", 10, int))

@@ -1,5 +1,6 @@
-"""Hybrid retrieval: dense (FAISS) and BM25 results fused by reciprocal rank, then (when models.txt names a
-reranker) the fused top candidates reordered by a cross-encoder."""
+"""Hybrid retrieval: dense (FAISS) and BM25 results fused by reciprocal rank; the chunks of the articles that
+fusion puts first ranked again by BM25 among themselves and fused in; then (when models.txt names a reranker)
+the fused top candidates reordered by a cross-encoder."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class HybridRetriever:
     lexical_weight: float = 1.0
     rrf_k: int = 60
     candidates: int = 30  # how deep each half looks before fusing
+    # DrQA's article-then-passage idea as a third ranking: BM25 among the chunks of the first `article_depth`
+    # articles of the fused ranking (see CorpusIndex.search_lexical_within), fused in with this weight
+    article_depth: int = 2
+    article_weight: float = 3.0
     reranker: Reranker | None = None
     rerank_depth: int = 10  # fused candidates the cross-encoder reads (its cost grows with this)
     rerank_weight: float = 1.0  # its rank's weight against the fused rank's (1.0)
@@ -42,10 +47,22 @@ class HybridRetriever:
             return self.index.search_dense(question, k, state)
         if mode == "bm25":
             return self.index.search_lexical(question, k, state)
-        return reciprocal_rank_fusion([
-            (self.dense_weight, [chunk for chunk, _ in self.index.search_dense(question, depth, state)]),
-            (self.lexical_weight, [chunk for chunk, _ in self.index.search_lexical(question, depth, state)]),
-        ], self.rrf_k)[:k]
+        dense = self.index.search_dense(question, depth, state)
+        lexical = self.index.search_lexical(question, depth, state)
+        return self.fuse(question, dense, lexical, depth, state)[:k]
+
+    def fuse(self, question: str, dense, lexical, depth: int, state) -> list[tuple[Chunk, float]]:
+        """The halves' rankings fused, then the article stage fused in (benchmarks.fusion calls this with
+        rankings computed once, to try many settings)."""
+        rankings = [(self.dense_weight, [chunk for chunk, _ in dense]),
+                    (self.lexical_weight, [chunk for chunk, _ in lexical])]
+        fused = reciprocal_rank_fusion(rankings, self.rrf_k)
+        articles = list(dict.fromkeys(chunk.doc_id for chunk, _ in fused))[: self.article_depth]
+        # when those articles are the whole index the ranking among them is the BM25 half again: skip it
+        if self.article_weight > 0 and len(articles) < len(state.documents):
+            within = self.index.search_lexical_within(question, articles, depth, state)
+            fused = reciprocal_rank_fusion(rankings + [(self.article_weight, [c for c, _ in within])], self.rrf_k)
+        return fused
 
 
 def reciprocal_rank_fusion(rankings: list[tuple[float, list[Chunk]]], k: int) -> list[tuple[Chunk, float]]:

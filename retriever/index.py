@@ -93,6 +93,17 @@ class SnapshotSearch:
         state = state or self.state
         return [(state.chunks[i], s) for i, s in state.lexical.search(query, k) if i in state.chunks]
 
+    def search_lexical_within(self, query: str, doc_ids: list[str], k: int,
+                              state: State | None = None) -> list[tuple[Chunk, float]]:
+        """BM25 over the chunks of these documents only, with word statistics of those chunks: among an
+        article's chunks the words every chunk shares (its subject's name) weigh little and the rest decide,
+        where the whole index would rate the subject's name rare and rank by it."""
+        state = state or self.state
+        ids = [i for d in doc_ids if d in state.manifest.documents
+               for i in state.manifest.documents[d]["chunk_ids"] if i in state.chunks]
+        local = LexicalIndex.build({i: state.tokens[i] for i in ids})
+        return [(state.chunks[i], s) for i, s in local.search(query, k)]
+
 
 class CorpusIndex(SnapshotSearch):
     def __init__(self, root: Path, embedder: Embedder, chunk_size: int = 200, overlap: int = 60):

@@ -124,3 +124,21 @@ def test_qa_read_reader_alone(home):
     assert rows[1]["answer"] is None
     assert 0.0 <= rows[1]["confidence"] < rows[0]["confidence"] <= 1.0
     assert "error" in rows[2]
+
+
+def test_qa_eval_end_to_end_and_retrieval(home, tmp_path):
+    questions = tmp_path / "dev.jsonl"
+    rows = [
+        {"id": "a", "question": "中关村论坛是哪一年诞生的？", "answers": ["2007年"], "kind": "factoid", "split": "tune"},
+        {"id": "b", "question": "火星表面的平均温度是多少？", "answers": [], "kind": "unanswerable", "split": "tune"},
+        {"id": "c", "question": "邓鸿森担任什么职务？", "answers": ["世界知识产权组织总干事"], "kind": "x", "split": "report"},
+    ]
+    questions.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    report = json.loads(run(home, "qa", "eval", str(questions), "--split", "tune", "--mode", "bm25", "--json").stdout)
+    assert report["summary"]["questions"] == 2 and report["summary"]["answerable"] == 1
+    assert report["summary"]["em"] == 100.0 and report["summary"]["no_answer_accuracy"] == 100.0
+    retrieval = json.loads(run(home, "qa", "eval", str(questions), "--retrieval", "--json").stdout)
+    assert set(retrieval) >= {"dense", "bm25", "hybrid"} and retrieval["questions"] == 2
+    assert retrieval["bm25"]["recall@5"] == 1.0
+    bad = run(home, "qa", "eval", str(questions), "--mode", "sideways", check=False)
+    assert bad.returncode == 2 and "unknown retrieval mode" in bad.stderr and "Traceback" not in bad.stderr
