@@ -71,6 +71,16 @@ def test_dense_and_bm25_top1_agree_with_faiss_on_dev_questions(stores):
     assert lexical / len(ANSWERABLE) >= 0.95, (lexical, len(ANSWERABLE))
 
 
+def test_bm25_within_one_article_is_the_same_on_both_stores(stores):
+    # the retriever's article stage reads chunk ids per document from the manifest, which each store keeps
+    faiss, milvus, _ = stores
+    for q in ANSWERABLE[:20]:
+        for doc_id in faiss.documents:
+            ours = [(c.doc_id, c.start) for c, _ in milvus.search_lexical_within(q["question"], [doc_id], 5)]
+            assert ours == [(c.doc_id, c.start) for c, _ in faiss.search_lexical_within(q["question"], [doc_id], 5)]
+            assert ours and {d for d, _ in ours} == {doc_id}
+
+
 def test_pipeline_on_milvus_answers_like_faiss(stores, pipeline):
     from qa.pipeline import QAPipeline
     from qa.settings import Settings
