@@ -31,19 +31,24 @@ class MeanPoolingEncoder:
     with transformers alone: importing sentence-transformers (and the scikit-learn it pulls in) is 2.5 s of a
     6 s cold `ask`. Vectors match SentenceTransformer.encode's to float precision (tests/test_embedder.py)."""
 
-    def __init__(self, path: Path):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+    def __init__(self, path: Path, weights: bool = True):
+        """weights=False: tokenizer and sizes only, for a runtime that brings its own copy of the encoder."""
+        from transformers import AutoConfig, AutoTokenizer
 
-        self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self.model = AutoModel.from_pretrained(str(path), dtype=torch.float32).eval()
+        model_config = AutoConfig.from_pretrained(str(path))
         config = Path(path) / "sentence_bert_config.json"
         limit = json.loads(config.read_text()).get("max_seq_length") if config.exists() else None
         # sentence-transformers' default: the shorter of the model's positions and the tokenizer's limit
-        self.max_seq_length = int(limit or min(self.model.config.max_position_embeddings,
-                                               self.tokenizer.model_max_length))
-        self.dim = int(self.model.config.hidden_size)
+        self.max_seq_length = int(limit or min(model_config.max_position_embeddings, self.tokenizer.model_max_length))
+        self.dim = int(model_config.hidden_size)
+        self.model = None
+        if weights:
+            import torch
+            from transformers import AutoModel
+
+            self.torch = torch
+            self.model = AutoModel.from_pretrained(str(path), dtype=torch.float32).eval()
 
     @staticmethod
     def handles(path: Path) -> bool:
@@ -85,9 +90,14 @@ class Embedder:
     def __init__(self, name: str, runtime: str = "torch", cache_root: Path | None = None):
         quiet_transformers()
         path = resolve_model_path(name)
+        if runtime not in ("torch", "onnx-int8"):
+            raise ValueError(f"unknown embedder runtime {runtime!r}: use torch or onnx-int8")
         if MeanPoolingEncoder.handles(path):
-            self.model = MeanPoolingEncoder(path)
+            # the int8 runtime exports its own copy once (cached): the torch weights are not needed here
+            self.model = MeanPoolingEncoder(path, weights=runtime == "torch")
             self.dim = self.model.dim
+        elif runtime == "onnx-int8":
+            raise ValueError(f"{name}: the onnx-int8 runtime runs plain mean-pooling encoders only; use torch")
         else:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -105,8 +115,6 @@ class Embedder:
             self.onnx = OnnxEncoder(int8_model(path, "encoder", cache_root), self.model.tokenizer,
                                     self.model.max_seq_length)
             self.name = f"{name}@onnx-int8"
-        elif runtime != "torch":
-            raise ValueError(f"unknown embedder runtime {runtime!r}: use torch or onnx-int8")
 
     def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         if not texts:

@@ -16,6 +16,27 @@ def test_int8_embedder_matches_fp32(tmp_path, embedder):
     cosine = (embedder.embed(texts) * fast.embed(texts)).sum(axis=1)
     assert cosine.min() > 0.97
     assert list(tmp_path.glob("onnx/encoder-*/model.int8.onnx"))  # cached for the next process
+    assert fast.model.model is None  # the torch weights stay on disk: the int8 copy is all it runs
+
+
+def test_int8_runtime_refuses_an_encoder_it_would_pool_wrongly(tmp_path):
+    # a sentence-transformers folder with CLS pooling: the ONNX path only mean-pools, so it must say so
+    import json
+
+    folder = tmp_path / "cls-model"
+    folder.mkdir()
+    for f in resolve_model_path("m3e-small").iterdir():  # the same weights, linked not copied
+        (folder / f.name).symlink_to(f)
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 512, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
+    with pytest.raises(ValueError, match="mean-pooling encoders only"):
+        Embedder(str(folder), "onnx-int8", tmp_path)
+    with pytest.raises(ValueError, match="unknown embedder runtime"):
+        Embedder("m3e-small", "tensorrt", tmp_path)
 
 
 def assert_same_spans(reference: Reader, other: Reader) -> None:
