@@ -69,6 +69,9 @@ class LexicalIndex:
     def build(cls, tokens: dict[int, list[str]]) -> "LexicalIndex":
         import bm25s
 
+        # bm25s sets its logger to DEBUG: wherever the root logger has a handler (a server's logging set-up,
+        # or one a library installs) every build, one per question in the article stage, would print a line
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         ids = sorted(tokens)
         if not ids:
             return cls([], None)

@@ -67,3 +67,14 @@ def test_the_stage_is_skipped_when_the_first_articles_are_the_whole_index(pipeli
     for question in (QUESTION, "邓鸿森担任什么职务？", "Quafu有多少个量子比特？"):
         assert [(c.doc_id, c.start, s) for c, s in on.retrieve(question, 10, "fused")] == \
                [(c.doc_id, c.start, s) for c, s in off.retrieve(question, 10, "fused")]
+
+
+def test_building_a_small_bm25_index_per_question_logs_nothing(caplog):
+    # bm25s sets its own logger to DEBUG; under a server's logging set-up each question would print a line
+    import logging
+
+    from retriever.lexical import LexicalIndex
+
+    caplog.set_level(logging.DEBUG)
+    LexicalIndex.build({1: ["中关村", "论坛"], 2: ["主题"]}).search("论坛的主题", 2)
+    assert not [r for r in caplog.records if r.name.startswith("bm25s") and r.levelno < logging.WARNING]
