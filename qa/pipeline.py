@@ -44,15 +44,20 @@ class QuestionError(ValueError):
 
 
 class QAPipeline:
-    def __init__(self, settings: Settings | None = None, corpus: Path | None = None, progress: bool = False):
+    def __init__(self, settings: Settings | None = None, corpus: Path | None = None, progress: bool = False,
+                 index=None):
+        """Over the default index, or an ad-hoc folder (corpus), or an index already open (index: `qa eval
+        --distractors` brings the benchmark's)."""
         self.settings = settings or Settings()
         if self.settings.retrieval not in MODES:  # before minutes of loading, not at the first question
             raise ValueError(f"unknown retrieval mode {self.settings.retrieval!r}; choose one of {', '.join(MODES)}")
         if corpus is not None and not iter_files([corpus]):
             raise DocumentError(f"{corpus}: no .txt, .md, .html or .pdf files in this folder")
         seed = (lambda: [read_document(p) for p in iter_files([corpus])]) if corpus else bundled_documents
-        embedder = Embedder(model_for("embedder"), runtime_for("embedder"), self.settings.home)
-        self.index = open_index(self.settings, corpus, embedder, seed, progress)  # FAISS or Milvus (settings.store)
+        if index is None:
+            embedder = Embedder(model_for("embedder"), runtime_for("embedder"), self.settings.home)
+            index = open_index(self.settings, corpus, embedder, seed, progress)  # FAISS or Milvus (settings.store)
+        self.index = index
         if corpus:  # an ad-hoc folder: follow its current contents
             self.sync_folder(corpus, progress)
         self.retriever = build_retriever(self.index, self.settings)

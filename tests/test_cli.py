@@ -142,3 +142,8 @@ def test_qa_eval_end_to_end_and_retrieval(home, tmp_path):
     assert retrieval["bm25"]["recall@5"] == 1.0
     bad = run(home, "qa", "eval", str(questions), "--mode", "sideways", check=False)
     assert bad.returncode == 2 and "unknown retrieval mode" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_qa_eval_refuses_two_choices_of_articles(home, tmp_path):
+    result = run(home, "qa", "eval", "--corpus", str(tmp_path), "--distractors", check=False)
+    assert result.returncode == 2 and "--corpus and --distractors" in result.stderr

@@ -102,3 +102,13 @@ def test_documents_listing(pipeline):
     docs = {d.id: d for d in pipeline.documents()}
     assert docs[DOC_002].title == "开放合作 打造科技合作国家级平台"
     assert docs[DOC_002].chunks > 5
+
+
+def test_a_pipeline_over_an_index_already_open(pipeline):
+    # `qa eval --distractors` hands the pipeline the benchmark's index instead of opening the default one
+    from qa.pipeline import QAPipeline
+
+    other = QAPipeline(pipeline.settings, index=pipeline.index)
+    assert other.index is pipeline.index
+    answer = other.ask("中关村论坛是哪一年诞生的？")
+    assert answer.answer == pipeline.ask("中关村论坛是哪一年诞生的？").answer and "2007" in answer.answer
