@@ -12,11 +12,12 @@ each half alone, so the published figure is not tuned on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 from pathlib import Path
 
-from retriever.hybrid import HybridRetriever, reciprocal_rank_fusion
+from retriever.hybrid import HybridRetriever
 
 DEPTH = HybridRetriever.candidates
 POINT = ("lexical_weight", "rrf_k", "article_depth", "article_weight")
@@ -31,17 +32,18 @@ class Rankings:
         self.dense = index.search_dense(item["question"], DEPTH)
         self.bm25 = index.search_lexical(item["question"], DEPTH)
 
+    def retriever(self, point: tuple) -> HybridRetriever:
+        return HybridRetriever(self.index, **dict(zip(POINT, point)))
+
     def fused(self, point: tuple) -> list:
-        retriever = HybridRetriever(self.index, **dict(zip(POINT, point)))
-        return retriever.fuse(self.item["question"], self.dense, self.bm25, DEPTH, self.index.state)
+        return self.retriever(point).fuse(self.item["question"], self.dense, self.bm25, DEPTH, self.index.state)
 
     def within_articles(self, point: tuple) -> list:
-        """The article stage's own ranking: BM25 among the first articles of the halves' fusion."""
-        lexical_weight, rrf_k, article_depth, _ = point
-        first = reciprocal_rank_fusion([(1.0, [c for c, _ in self.dense]), (lexical_weight, [c for c, _ in self.bm25])],
-                                       rrf_k)
-        articles = list(dict.fromkeys(c.doc_id for c, _ in first))[:article_depth]
-        return self.index.search_lexical_within(self.item["question"], articles, DEPTH)
+        """The article stage's own ranking at this point (run even where its weight is 0); where the first
+        articles are the whole index it is the BM25 half's."""
+        retriever = dataclasses.replace(self.retriever(point), article_weight=1.0)
+        rankings = retriever.rankings(self.item["question"], self.dense, self.bm25, DEPTH, self.index.state)
+        return [(chunk, 0.0) for chunk in rankings[-1][1]]
 
 
 def score(rows: list[Rankings], ranked_lists, ks=(1, 5, 20)) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -46,10 +47,8 @@ def _pipeline(home=None, corpus=None, top_k=None, retrieval=None, quiet=False, s
     from retriever.index import IndexError_
 
     try:
-        if quiet:
-            return QAPipeline(_settings(home, top_k, retrieval, store), corpus=corpus, progress=False, index=index)
-        with err.status("loading models and index…"):
-            return QAPipeline(_settings(home, top_k, retrieval, store), corpus=corpus, progress=True, index=index)
+        with contextlib.nullcontext() if quiet else err.status("loading models and index…"):
+            return QAPipeline(_settings(home, top_k, retrieval, store), corpus=corpus, progress=not quiet, index=index)
     except (DocumentError, FileNotFoundError, IndexError_, ValueError) as exc:  # ValueError: a bad setting
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2)
@@ -255,7 +254,7 @@ def eval_cmd(
 ):
     """EM, F1, recall@k of the gold passage and no-answer accuracy, per kind (or retrieval figures)."""
     from qa.evaluate import bench_index, evaluate_pipeline, load_questions, print_report
-    from retriever.hybrid import MODES
+    from retriever.hybrid import check_mode
 
     if not questions.exists():
         err.print(f"[red]error:[/red] {escape(str(questions))} does not exist")
@@ -266,8 +265,11 @@ def eval_cmd(
     items = load_questions(questions, split)
     if retrieval_only:
         return _eval_retrieval(items, home, distractors, json_out)
-    if retrieval and retrieval not in MODES:  # before the distractor index takes its 20 s to load
-        err.print(f"[red]error:[/red] unknown retrieval mode {escape(retrieval)!r}; choose one of {', '.join(MODES)}")
+    try:
+        if retrieval:
+            check_mode(retrieval)  # before the distractor index takes its 20 s to load
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2)
     index = bench_index(_settings(home), True, not json_out)[0] if distractors else None
     report = evaluate_pipeline(_pipeline(home, corpus, top_k, retrieval, quiet=json_out, index=index), items)

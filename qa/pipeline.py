@@ -20,7 +20,7 @@ from qa.types import Answer, Citation, DocumentInfo, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
 from retriever.embedder import Embedder
 from retriever.factory import open_index
-from retriever.hybrid import MODES, HybridRetriever
+from retriever.hybrid import HybridRetriever, check_mode
 from retriever.normalize import normalize
 from retriever.script import to_simplified
 
@@ -49,12 +49,11 @@ class QAPipeline:
         """Over the default index, or an ad-hoc folder (corpus), or an index already open (index: `qa eval
         --distractors` brings the benchmark's)."""
         self.settings = settings or Settings()
-        if self.settings.retrieval not in MODES:  # before minutes of loading, not at the first question
-            raise ValueError(f"unknown retrieval mode {self.settings.retrieval!r}; choose one of {', '.join(MODES)}")
+        check_mode(self.settings.retrieval)  # before minutes of loading, not at the first question
         if corpus is not None and not iter_files([corpus]):
             raise DocumentError(f"{corpus}: no .txt, .md, .html or .pdf files in this folder")
-        seed = (lambda: [read_document(p) for p in iter_files([corpus])]) if corpus else bundled_documents
         if index is None:
+            seed = (lambda: [read_document(p) for p in iter_files([corpus])]) if corpus else bundled_documents
             embedder = Embedder(model_for("embedder"), runtime_for("embedder"), self.settings.home)
             index = open_index(self.settings, corpus, embedder, seed, progress)  # FAISS or Milvus (settings.store)
         self.index = index

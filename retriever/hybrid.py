@@ -13,6 +13,12 @@ from retriever.rerank import Reranker
 MODES = ("hybrid", "fused", "dense", "bm25")  # hybrid = fused, then reranked when there is a reranker
 
 
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
+
+
 @dataclass
 class HybridRetriever:
     index: CorpusIndex
@@ -32,8 +38,7 @@ class HybridRetriever:
     def retrieve(self, question: str, k: int, mode: str = "hybrid", state=None) -> list[tuple[Chunk, float]]:
         """Top-k chunks; pass one index state to keep a whole question on one consistent snapshot."""
         state = state or self.index.state
-        if mode not in MODES:
-            raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+        check_mode(mode)
         if mode == "hybrid" and self.reranker is not None:
             fused = [chunk for chunk, _ in self.retrieve(question, max(k, self.rerank_depth), "fused", state)]
             head = fused[: self.rerank_depth]
@@ -52,17 +57,20 @@ class HybridRetriever:
         return self.fuse(question, dense, lexical, depth, state)[:k]
 
     def fuse(self, question: str, dense, lexical, depth: int, state) -> list[tuple[Chunk, float]]:
-        """The halves' rankings fused, then the article stage fused in (benchmarks.fusion calls this with
-        rankings computed once, to try many settings)."""
-        rankings = [(self.dense_weight, [chunk for chunk, _ in dense]),
-                    (self.lexical_weight, [chunk for chunk, _ in lexical])]
-        fused = reciprocal_rank_fusion(rankings, self.rrf_k)
-        articles = list(dict.fromkeys(chunk.doc_id for chunk, _ in fused))[: self.article_depth]
+        """The rankings fused (benchmarks.fusion calls this with the halves computed once, to try many settings)."""
+        return reciprocal_rank_fusion(self.rankings(question, dense, lexical, depth, state), self.rrf_k)
+
+    def rankings(self, question: str, dense, lexical, depth: int, state) -> list[tuple[float, list[Chunk]]]:
+        """(weight, chunks) for each ranking fusion adds up: dense, BM25 and, when it runs, the article stage."""
+        halves = [(self.dense_weight, [chunk for chunk, _ in dense]),
+                  (self.lexical_weight, [chunk for chunk, _ in lexical])]
+        first = reciprocal_rank_fusion(halves, self.rrf_k)
+        articles = list(dict.fromkeys(chunk.doc_id for chunk, _ in first))[: self.article_depth]
         # when those articles are the whole index the ranking among them is the BM25 half again: skip it
-        if self.article_weight > 0 and len(articles) < len(state.documents):
-            within = self.index.search_lexical_within(question, articles, depth, state)
-            fused = reciprocal_rank_fusion(rankings + [(self.article_weight, [c for c, _ in within])], self.rrf_k)
-        return fused
+        if self.article_weight <= 0 or len(articles) >= len(state.documents):
+            return halves
+        within = self.index.search_lexical_within(question, articles, depth, state)
+        return halves + [(self.article_weight, [chunk for chunk, _ in within])]
 
 
 def reciprocal_rank_fusion(rankings: list[tuple[float, list[Chunk]]], k: int) -> list[tuple[Chunk, float]]:

@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from qa.training.loop import add_training_options, begin
+from qa.training.loop import begin
 
 
 def _chunks(text: str, size: int, overlap: int) -> list[tuple[int, int, str]]:
@@ -143,10 +143,8 @@ def main(argv=None):
     parser.add_argument("--base", default="m3e-small")
     parser.add_argument("--mined", type=float, default=0.0,
                         help="share of hard negatives taken by BM25 from other articles (else same article)")
-    add_training_options(parser, ship_to="retriever/weights/embedder", synthetic=8000, synthetic_seed=0, batch=32,
-                         lr=2e-5, max_tokens=192,
-                         max_tokens_help="passages are cut here (chunks are 200 chars)")
-    begun = begin(parser, argv, ship)
+    begun = begin(parser, argv, ship, ship_to="retriever/weights/embedder", synthetic=8000, synthetic_seed=0,
+                  batch=32, lr=2e-5, max_tokens=192, max_tokens_help="passages are cut here (chunks are 200 chars)")
     if begun is None:
         return
     args, log, examples = begun

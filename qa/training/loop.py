@@ -24,9 +24,11 @@ def add_training_options(parser: argparse.ArgumentParser, *, ship_to: str, synth
     parser.add_argument("--synthetic-seed", type=int, default=synthetic_seed)
 
 
-def begin(parser: argparse.ArgumentParser, argv, ship):
-    """(args, log, examples) to train with, or None once `--ship CHECKPOINT` has been done. Training starts with
-    seeded torch, OUT/train.log opened, and the examples: the human sets' train slice + news questions."""
+def begin(parser: argparse.ArgumentParser, argv, ship, **defaults):
+    """The shared options added (defaults: add_training_options' keywords) and parsed, then (args, log,
+    examples) to train with, or None once `--ship CHECKPOINT` has been done. Training starts with seeded torch,
+    OUT/train.log opened, and the examples: the human sets' train slice + news questions."""
+    add_training_options(parser, **defaults)
     args = parser.parse_args(argv)
     if args.ship:
         ship(args.ship, args.to)

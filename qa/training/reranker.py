@@ -19,7 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
-from qa.training.loop import add_training_options, begin
+from qa.training.loop import begin
 
 
 def ship(checkpoint: Path, to: Path) -> None:
@@ -38,10 +38,8 @@ def main(argv=None):
     parser.add_argument("--base", default="qa/weights/reader", help="encoder to start from (models.txt name or path)")
     parser.add_argument("--questions", type=int, default=0, help="use at most this many questions (0: all)")
     # --batch counts questions; each brings three passages
-    add_training_options(parser, ship_to="qa/weights/reranker", synthetic=3000, synthetic_seed=3, batch=8,
-                         lr=3e-5, max_tokens=256,
-                         max_tokens_help="question + passage (chunks are 200 chars)")
-    begun = begin(parser, argv, ship)
+    begun = begin(parser, argv, ship, ship_to="qa/weights/reranker", synthetic=3000, synthetic_seed=3, batch=8,
+                  lr=3e-5, max_tokens=256, max_tokens_help="question + passage (chunks are 200 chars)")
     if begun is None:
         return
     args, log, examples = begun
