@@ -73,8 +73,7 @@ def pipeline_for(runtime: str, home: Path):
 
 def bench_latency(questions: list[dict], home: Path, lines: list[str]) -> dict:
     from qa.metrics import char_f1, exact_match
-    from qa.reader import lower_ascii
-    from retriever.script import to_simplified
+    from retriever.text import lower_ascii, to_simplified
 
     results = {}
     for runtime in RUNTIMES:

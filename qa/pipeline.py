@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from qa.followup import standalone_question
-from qa.models import model_for, optional_model_for, resolve_model_path, runtime_for
+from qa.models import model_for, optional_model_for, runtime_for
 from qa.reader import Reader, counted_far_from, names_far_from, not_given
 from qa.settings import Settings
 from qa.types import Answer, Citation, DocumentInfo, Passage
@@ -22,7 +22,8 @@ from retriever.embedder import Embedder
 from retriever.factory import open_index
 from retriever.hybrid import HybridRetriever, check_mode
 from retriever.normalize import normalize
-from retriever.script import to_simplified
+from retriever.local_models import resolve_model_path
+from retriever.text import to_simplified
 
 
 def build_retriever(index, settings: Settings) -> HybridRetriever:

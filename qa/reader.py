@@ -15,12 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def lower_ascii(text: str) -> str:
-    """The bert-base-chinese vocabulary is lowercase; A-Z would be [UNK]. Length-preserving, so offsets hold."""
-    return text.translate(ASCII_LOWER)
+from retriever.local_models import quiet_transformers
+from retriever.text import load_jieba, lower_ascii, tagged_words
 
 
 @dataclass
@@ -167,20 +163,6 @@ def whole_units(context: str, start: int, end: int) -> tuple[int, int]:
     return _coordinated_founders(context, start, end), end
 
 
-def _tagged_words(text: str) -> list[tuple[int, str, str]]:
-    """(offset, word, jieba part-of-speech tag) for each word of the text."""
-    import jieba.posseg as pseg
-
-    from retriever.lexical import _jieba
-
-    _jieba()  # initialised quietly, once
-    position, words = 0, []
-    for w in pseg.cut(text):
-        words.append((position, w.word, w.flag))
-        position += len(w.word)
-    return words
-
-
 def _coordinated_founders(context: str, start: int, end: int) -> int:
     """The start of an organisation named after two people, when the span holds only the second one:
     "比尔及|梅琳达·盖茨基金会" -> "比尔及梅琳达·盖茨基金会". A person's name (jieba: nr…) joined by 及 / 与 / 和
@@ -188,7 +170,7 @@ def _coordinated_founders(context: str, start: int, end: int) -> int:
     if start < 3 or context[start - 1] not in "及与和" or not _ORGANISATION.search(context[start:end]):
         return start
     clause = max(context.rfind(c, 0, start - 1) for c in _SEPARATORS) + 1
-    words = _tagged_words(context[clause:end])
+    words = tagged_words(context[clause:end])
     for (at, word, flag), (next_at, _, _) in zip(words, words[1:]):
         if clause + next_at == start - 1:  # the word right before the conjunction
             return clause + at if flag.startswith("nr") and len(word) >= 2 else start
@@ -298,7 +280,7 @@ def _after_lead(context: str, item: int, end: int) -> int:
     """Where the first item of a list starts in context[item:end]: after the last jieba word that opens the
     list ("平台包括|在线教育", "论坛由|科技部"), never inside a word (在线教育 keeps its 在)."""
     start = item + 1 if item < end and context[item] in "和与及" else item  # "和|科技部" at the clause start
-    for at, word, _ in _tagged_words(context[item:end]):
+    for at, word, _ in tagged_words(context[item:end]):
         if word in _LIST_VERBS:
             start = item + at + len(word)
     return start
@@ -372,9 +354,7 @@ def off_topic(question: str, texts: list[str]) -> bool:
     """True when none of the question's content words (jieba words of two or more characters, question words
     aside) occurs in the texts: the articles are not about what is asked ("火星表面的平均温度是多少？"), however well
     some span about another figure scores."""
-    from retriever.lexical import _jieba
-
-    words = [w for w in _jieba().lcut(lower_ascii(question))
+    words = [w for w in load_jieba().lcut(lower_ascii(question))
              if len(w) >= 2 and re.search(r"\w", w) and w not in _QUESTION_WORDS and not re.match(r"[哪多几什谁怎]", w)]
     text = lower_ascii("".join(texts))
     return bool(words) and not any(w in text for w in words)
@@ -403,7 +383,7 @@ _NAME_TAGS = ("nr", "nrt", "nrfg", "nt", "nz", "ns", "eng")
 
 def question_names(question: str) -> list[str]:
     """The people, organisations, places and Latin-letter names a question is about (jieba's tags)."""
-    return [word for _, word, flag in _tagged_words(lower_ascii(question))
+    return [word for _, word, flag in tagged_words(lower_ascii(question))
             if flag in _NAME_TAGS and len(word) >= 2 and not word.isdigit()]
 
 
@@ -426,9 +406,7 @@ def counted_far_from(question: str, text: str, start: int, end: int, window: int
     counted = _COUNTED.search(question)
     if not counted or not counted.group(1) or _ASKS_DURATION.search(question):
         return []
-    from retriever.lexical import _jieba
-
-    words = [w for w in _jieba().lcut(counted.group(1)) if len(w) >= 2][:2]
+    words = [w for w in load_jieba().lcut(counted.group(1)) if len(w) >= 2][:2]
     lo, hi = max(0, start - window), end + window
     ends_before = list(_SENTENCE_END.finditer(text, lo, start))
     lo = ends_before[-1].end() if ends_before else lo
@@ -491,8 +469,6 @@ class Reader:
 
         import json
 
-        from qa.models import quiet_transformers
-
         quiet_transformers()
         tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         model = AutoModelForQuestionAnswering.from_pretrained(str(model_path), dtype=torch.float32)
@@ -504,7 +480,7 @@ class Reader:
         if runtime == "onnx-int8":
             import tempfile
 
-            from qa.onnx_runtime import OnnxQA, int8_model
+            from retriever.onnx_runtime import OnnxQA, int8_model
 
             cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
             reader.onnx = OnnxQA(int8_model(Path(model_path), "qa", cache_root))

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from qa.reader import _trim, best_spans_in_window, lower_ascii
+from qa.reader import _trim, best_spans_in_window
+from retriever.text import lower_ascii
 
 
 def test_best_span_respects_order_mask_and_length():

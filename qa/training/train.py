@@ -137,9 +137,9 @@ def main(argv=None):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa.models import resolve_model_path
     from qa.reader import Reader
     from qa.training.data import load_all
+    from retriever.local_models import resolve_model_path
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
