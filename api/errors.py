@@ -64,7 +64,10 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     from qa.pipeline import QuestionError
+    from retriever.collections import CollectionError, CollectionNotFound
     from retriever.documents import DocumentError
+    from retriever.filters import FilterError
+    from retriever.metadata import MetadataError
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -81,6 +84,22 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DocumentError)
     async def _document(request: Request, exc: DocumentError):
         return error_response(400, str(exc))
+
+    @app.exception_handler(FilterError)
+    async def _filter(request: Request, exc: FilterError):
+        return error_response(422, f"filters: {exc}")
+
+    @app.exception_handler(MetadataError)
+    async def _metadata(request: Request, exc: MetadataError):
+        return error_response(422, f"metadata: {exc}")
+
+    @app.exception_handler(CollectionError)
+    async def _collection(request: Request, exc: CollectionError):
+        return error_response(422, str(exc))
+
+    @app.exception_handler(CollectionNotFound)
+    async def _no_collection(request: Request, exc: CollectionNotFound):
+        return error_response(404, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
