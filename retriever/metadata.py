@@ -188,8 +188,12 @@ def split_front_matter(text: str, name: str) -> tuple[dict, str, str | None]:
         return {}, text, None
     import yaml
 
+    class Loader(yaml.SafeLoader):  # dates stay text, checked by parse_date (2023-02-30 is an error, not a crash)
+        pass
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
     try:
-        data = yaml.safe_load(found.group(1)) or {}
+        data = yaml.load(found.group(1), Loader=Loader) or {}
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 2})" if where is not None else ""
@@ -248,31 +252,31 @@ def html_meta(pairs: list[tuple[str, str]], canonical: str | None, name: str) ->
     return clean(raw, f"{name} <meta>")
 
 
-def pdf_meta(info, name: str) -> tuple[dict, str | None]:
-    """Metadata and title from a PDF's document information dictionary (pypdf's reader.metadata)."""
+PLACEHOLDERS = {"anonymous", "unknown", "untitled", "author", "user", "administrator"}
+
+
+def pdf_meta(info, name: str) -> tuple[dict, None]:
+    """Metadata from a PDF's document information dictionary (pypdf's reader.metadata): /Author, /Keywords,
+    /Source or /Publisher, /URL, and /Published, else /CreationDate, as the date. Placeholder values that
+    PDF tools write ("anonymous", "untitled") are left out, and so is /Title (often a file name): the title
+    stays the article's first line. (None, for the same shape as the other readers.)"""
     if not info:
         return {}, None
     raw: dict = {}
+    fields = {"author": "author", "keywords": "tags", "source": "source", "publisher": "source", "url": "url",
+              "published": "published", "creationdate": "created"}
     for key, value in dict(info).items():
-        key = str(key).lstrip("/")
+        field = fields.get(str(key).lstrip("/").lower())
         value = str(value).strip()
-        if not value:
-            continue
-        lower = key.lower()
-        if lower == "author":
-            raw["author"] = value
-        elif lower in ("keywords", "tags"):
-            raw["tags"] = value
-        elif lower in ("creationdate", "published", "date") and "published" not in raw:
-            raw["published"] = value
-        elif lower in ("source", "publisher", "url"):
-            raw["url" if lower == "url" else "source"] = value
+        if field and value and value.lower() not in PLACEHOLDERS:
+            raw.setdefault(field, value)
+    created = raw.pop("created", None)
+    if created and "published" not in raw:
+        raw["published"] = created
     try:
-        meta = clean(raw, f"{name} document info")
-    except MetadataError:
-        meta = clean({k: v for k, v in raw.items() if k != "published"}, f"{name} document info")
-    title = str(info.get("/Title") or "").strip() or None
-    return meta, title
+        return clean(raw, f"{name} document info"), None
+    except MetadataError:  # an unreadable date in the info dictionary: the rest still counts
+        return clean({k: v for k, v in raw.items() if k != "published"}, f"{name} document info"), None
 
 
 def sidecar_of(path: Path) -> Path | None:
