@@ -83,6 +83,11 @@ class MilvusStoreError(IndexError_):
     """The Milvus store cannot be used: unreachable, locked, or holding vectors of another dimension."""
 
 
+def _strings(values) -> str:
+    """A list of strings as a Milvus expression literal (milvus-lite has no filter templates)."""
+    return json.dumps(list(values), ensure_ascii=False)
+
+
 def is_milvus_uri(store: str) -> bool:
     return store.endswith(".db") or store.startswith(("http://", "https://", "tcp://", "grpc://"))
 
@@ -126,7 +131,7 @@ class MilvusVectors:
         if self.count == 0 or k <= 0 or (doc_ids is not None and not doc_ids):
             return []
         params = {"metric_type": "IP", "params": {"ef": max(64, k)} if self.index_type == "HNSW" else {}}
-        where = {} if doc_ids is None else {"filter": "doc_id in {docs}", "filter_params": {"docs": list(doc_ids)}}
+        where = {} if doc_ids is None else {"filter": f"doc_id in {_strings(doc_ids)}"}
         try:
             hits = self.client.search(self.collection, data=[np.asarray(vector, dtype=np.float32).tolist()],
                                       anns_field="vector", limit=min(k, 16384), search_params=params, **where)
@@ -259,7 +264,7 @@ class MilvusCorpusIndex(SnapshotSearch):
             self._call("delete", self.documents_collection, filter=f"doc_id in {json.dumps(present)}")
             for b in range(0, len(gone), BATCH):
                 self._call("delete", state.store.collection, ids=gone[b : b + BATCH])
-            self._call("delete", self.metadata_collection, filter="key in {ids}", filter_params={"ids": present})
+            self._call("delete", self.metadata_collection, filter=f"key in {_strings(present)}")
             gone_set, present_set = set(gone), set(present)
             new = self._derive(state, {i: c for i, c in state.chunks.items() if i not in gone_set},
                                {i: t for i, t in state.tokens.items() if i not in gone_set},
@@ -524,7 +529,7 @@ class MilvusCorpusIndex(SnapshotSearch):
         stale = [d for d in stored if d not in ids]
         if stale:
             self._call("delete", self.documents_collection, filter=f"doc_id in {json.dumps(stale)}")
-            self._call("delete", self.metadata_collection, filter="key in {ids}", filter_params={"ids": stale})
+            self._call("delete", self.metadata_collection, filter=f"key in {_strings(stale)}")
         meta = {"format": FORMAT_VERSION, "model": self.embedder.name, "dim": self.embedder.dim,
                 "chunk_size": self.chunk_size, "overlap": self.overlap, "chunks": name,
                 "index_type": self.index_type, "token": secrets.token_hex(8), "updated": time.time()}
