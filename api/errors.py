@@ -85,21 +85,16 @@ def install(app: FastAPI) -> None:
     async def _document(request: Request, exc: DocumentError):
         return error_response(400, str(exc))
 
-    @app.exception_handler(FilterError)
-    async def _filter(request: Request, exc: FilterError):
-        return error_response(422, f"filters: {exc}")
+    def _plain(status: int, prefix: str = ""):
+        async def handler(request: Request, exc: Exception):
+            return error_response(status, f"{prefix}{exc}")
 
-    @app.exception_handler(MetadataError)
-    async def _metadata(request: Request, exc: MetadataError):
-        return error_response(422, f"metadata: {exc}")
+        return handler
 
-    @app.exception_handler(CollectionError)
-    async def _collection(request: Request, exc: CollectionError):
-        return error_response(422, str(exc))
-
-    @app.exception_handler(CollectionNotFound)
-    async def _no_collection(request: Request, exc: CollectionNotFound):
-        return error_response(404, str(exc))
+    # bad filters, metadata or collection names; an unknown collection (the message names it)
+    for kind, status, prefix in ((FilterError, 422, "filters: "), (MetadataError, 422, "metadata: "),
+                                 (CollectionError, 422, ""), (CollectionNotFound, 404, "")):
+        app.add_exception_handler(kind, _plain(status, prefix))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):

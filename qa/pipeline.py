@@ -18,7 +18,7 @@ from qa.reader import Reader, counted_far_from, names_far_from, not_given
 from qa.settings import Settings
 from qa.types import Answer, Citation, CollectionInfo, DocumentInfo, Metadata, Passage
 from retriever import metadata
-from retriever.collections import DEFAULT, Collections, is_default
+from retriever.collections import DEFAULT, CollectionNotFound, Collections, is_default
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
 from retriever.embedder import Embedder
 from retriever.factory import open_index
@@ -63,8 +63,6 @@ class QAPipeline:
         if corpus:  # an ad-hoc folder: follow its current contents
             self.sync_folder(corpus, progress)
         self.retriever = build_retriever(self.index, self.settings)
-        self.collections = Collections(self.settings, self.index.embedder)  # the named ones, opened on use
-        self._named: dict[str, tuple] = {}  # name -> (index, retriever)
         self.reader = Reader.load(resolve_model_path(model_for("reader")), runtime_for("reader"),
                                   self.settings.home)
         if self.settings.no_answer_threshold is not None:
@@ -150,6 +148,17 @@ class QAPipeline:
         return bool(names_far_from(question, text, start, end) or counted_far_from(question, text, start, end))
 
     # collections ---------------------------------------------------------------------------------------
+    @property
+    def collections(self) -> Collections:
+        """The named collections of this pipeline's store, opened on use (made again when a copy of the
+        pipeline is given another home or store, as the tests' isolated pipelines are)."""
+        where = (str(self.settings.home), self.settings.store)
+        if self.__dict__.get("_collections_at") != where:
+            self._collections = Collections(self.settings, self.index.embedder)
+            self._named: dict[str, tuple] = {}  # name -> (index, retriever)
+            self._collections_at = where
+        return self._collections
+
     def collection_name(self, collection: str | None) -> str:
         name = collection or self.settings.collection or DEFAULT
         return DEFAULT if is_default(name) else name
@@ -159,10 +168,13 @@ class QAPipeline:
         name = self.collection_name(collection)
         if name == DEFAULT:
             return self.index, self.retriever
+        exists = self.collections.exists(name)  # (also makes self._named for this store)
         opened = self._named.get(name)
-        if opened is not None and self.collections.exists(name):  # dropped elsewhere meanwhile: not served
+        if opened is not None and exists:  # dropped elsewhere meanwhile: not served
             return opened
         self._named.pop(name, None)
+        if not exists and not create:
+            raise CollectionNotFound(name)
         index = self.collections.open(name, create=create)
         self._named[name] = (index, build_retriever(index, self.settings))
         return self._named[name]
@@ -186,7 +198,7 @@ class QAPipeline:
 
     def drop_collection(self, name: str) -> None:
         self.collections.drop(name)
-        self._named.pop(name, None)
+        self._named.pop(name, None)  # (self.collections made it)
 
     # documents -----------------------------------------------------------------------------------------
     def documents(self, collection: str | None = None) -> list[DocumentInfo]:

@@ -61,6 +61,7 @@ class Collections:
         self.settings, self.embedder = settings, embedder
         self.store = (settings.store or "faiss").strip()
         self._client = None
+        self._registry_loaded = False
 
     @property
     def milvus(self) -> bool:
@@ -162,11 +163,13 @@ class Collections:
         from retriever.stores.milvus_index import MilvusStoreError
 
         try:
-            if not self.client.has_collection(REGISTRY):
-                if method in ("get", "query", "delete"):
-                    return []
-                self._create_registry()
-            self.client.load_collection(REGISTRY)
+            if not self._registry_loaded:
+                if not self.client.has_collection(REGISTRY):
+                    if method in ("get", "query", "delete"):
+                        return []
+                    self._create_registry()
+                self.client.load_collection(REGISTRY)  # released in a new process (milvus-lite) or after a restart
+                self._registry_loaded = True
             return getattr(self.client, method)(*args, **kwargs)
         except MilvusStoreError:
             raise
@@ -176,9 +179,7 @@ class Collections:
     def _create_registry(self) -> None:
         from pymilvus import DataType
 
-        schema = self.client.create_schema(auto_id=False)
-        schema.add_field("key", DataType.VARCHAR, max_length=1024, is_primary=True)
-        schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
-        index = self.client.prepare_index_params()
-        index.add_index("v", index_type="FLAT", metric_type="L2")
-        self.client.create_collection(REGISTRY, schema=schema, index_params=index, consistency_level="Strong")
+        from retriever.stores.milvus_index import keyed_schema
+
+        fields = [("key", DataType.VARCHAR, {"max_length": 1024, "is_primary": True})]
+        self.client.create_collection(REGISTRY, **keyed_schema(self.client, fields))

@@ -153,6 +153,8 @@ def patch(meta: dict, changes: dict) -> dict:
     out = merge(meta)
     extra = dict(out.pop("extra", {}))
     for key, value in changes.items():
+        if key == "extra" and not isinstance(value, (dict, type(None))):
+            raise MetadataError(f"extra: expected key/value pairs, got {type(value).__name__}")
         pairs = (value or {}).items() if key == "extra" else [(key, value)]
         for k, v in pairs:
             known = k in FIELDS and key != "extra"

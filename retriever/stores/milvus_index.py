@@ -113,6 +113,20 @@ def connect(uri: str, timeout: float = CONNECT_TIMEOUT):
         raise MilvusStoreError(f"cannot reach the Milvus store at {uri}: {exc}{hint}") from exc
 
 
+def keyed_schema(client, fields: list[tuple]) -> dict:
+    """create_collection arguments for a table of rows by key (fields: (name, DataType, params)), with the
+    2-d dummy vector Milvus wants in every collection."""
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False)
+    for field, dtype, params in fields:
+        schema.add_field(field, dtype, **params)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    return {"schema": schema, "index_params": index, "consistency_level": "Strong"}
+
+
 class MilvusVectors:
     """The `store` of a snapshot: one chunk collection, searched by inner product."""
 
@@ -340,13 +354,7 @@ class MilvusCorpusIndex(SnapshotSearch):
             if self._call("has_collection", name):
                 continue
             created = created or name == self.metadata_collection
-            schema = self.client.create_schema(auto_id=False)
-            for field, dtype, params in fields:
-                schema.add_field(field, dtype, **params)
-            schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
-            index = self.client.prepare_index_params()
-            index.add_index("v", index_type="FLAT", metric_type="L2")
-            self._call("create_collection", name, schema=schema, index_params=index, consistency_level="Strong")
+            self._call("create_collection", name, **keyed_schema(self.client, fields))
         return created
 
     def _create_chunk_collection(self, name: str) -> None:
