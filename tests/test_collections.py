@@ -405,6 +405,6 @@ def test_cli_add_list_tag_ask_and_collections(tmp_path):
                         (["-c", "nope"], "no collection named 'nope'")):
         done = run("ask", SPORT_Q, "-c", "sport", *args, home=home, check=False)
         assert done.returncode == 2 and words in done.stderr, done.stderr
-    assert "sport\t1 documents" in run("collection", "list", home=home).stdout
+    assert "sport 1 documents 1 chunks" in " ".join(run("collection", "list", home=home).stdout.split())
     run("collection", "drop", "sport", home=home)
     assert "sport" not in run("collection", "list", home=home).stdout
