@@ -13,4 +13,5 @@ router = APIRouter(tags=["ask"])
 
 @router.post("/v1/ask", response_model=Answer)
 def ask(request: AskRequest, service: Service = Depends(ready_service)) -> Answer:
-    return service.ask(request.question, top_k=request.top_k, history=request.history)
+    return service.ask(request.question, top_k=request.top_k, history=request.history,
+                       collection=request.collection, filters=request.filters)
