@@ -270,11 +270,11 @@ def main(argv=None):
             random.Random(0).shuffle(train)
         valid = list(splits["valid"])
         random.Random(2).shuffle(valid)  # a limited valid set still mixes every source (and its unanswerables)
-        valid = valid[: args.eval_limit] if args.eval_limit else valid
         features = build_features(tokenizer, train, args.max_length, args.stride, args.negative_keep,
                                   lowercase=lowercase)
         torch.save((features, valid), cache)
         log(f"{len(train)} training examples -> {len(features)} windows; valid {len(valid)}")
+    valid = valid[: args.eval_limit] if args.eval_limit else valid
     log(f"args {vars(args)}; {len(features)} windows, lowercase {lowercase}, resume {resume}")
 
     steps_per_epoch = math.ceil(len(features) / args.batch_size)
