@@ -23,6 +23,12 @@ NOT_FOUND = "文章中没有找到答案 (the articles don't say)."
 
 
 STORE_HELP = "faiss (default), a milvus-lite file ending in .db, or a Milvus URI like http://host:19530 (QA_STORE)"
+HOME_HELP = "data directory (default: QA_HOME or the user cache directory)"
+JSON_HELP = "print JSON instead of text"
+TOP_K_HELP = "passages the reader reads (default: QA_TOP_K, 3)"
+CORPUS_HELP = "answer over this folder of articles instead (its own index, kept in sync with the folder)"
+RETRIEVAL_HELP = "hybrid (default: fused, then reranked if models.txt names one), fused, dense or bm25"
+SERVER_HELP = "ask a running `qa serve` at this URL instead (no models loaded here)"
 
 
 def _settings(home: Optional[Path], top_k: Optional[int] = None, retrieval: Optional[str] = None,
@@ -77,14 +83,13 @@ def print_answer(answer) -> None:
 def ask_main(
     question: Optional[str] = typer.Argument(None, help="the question; - with --json reads one per line; none starts a chat"),
     json_out: bool = typer.Option(False, "--json", help="print the Answer as JSON"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help="passages the reader reads"),
-    corpus: Optional[Path] = typer.Option(None, "--corpus", help="answer over this folder of articles instead"),
-    home: Optional[Path] = typer.Option(None, "--home", help="data directory (default: QA_HOME or cache dir)"),
-    retrieval: Optional[str] = typer.Option(
-        None, "--retrieval", help="hybrid (default: fused, then reranked if models.txt names one), fused, dense or bm25"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help=TOP_K_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=CORPUS_HELP),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    retrieval: Optional[str] = typer.Option(None, "--retrieval", help=RETRIEVAL_HELP),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="run a question file and print EM/F1"),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-    server: Optional[str] = typer.Option(None, "--server", help="ask a running `qa serve` at this URL instead"),
+    server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
 ):
     """Ask a question in Chinese about the indexed articles."""
     from qa.client import QAClientError
@@ -149,21 +154,21 @@ def ask_entry():
 
 @app.command("ask")
 def ask_cmd(
-    question: Optional[str] = typer.Argument(None),
-    json_out: bool = typer.Option(False, "--json"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", "-k"),
-    corpus: Optional[Path] = typer.Option(None, "--corpus"),
-    home: Optional[Path] = typer.Option(None, "--home"),
-    retrieval: Optional[str] = typer.Option(None, "--retrieval"),
+    question: Optional[str] = typer.Argument(None, help="the question; none starts a chat"),
+    json_out: bool = typer.Option(False, "--json", help="print the Answer as JSON"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help=TOP_K_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=CORPUS_HELP),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    retrieval: Optional[str] = typer.Option(None, "--retrieval", help=RETRIEVAL_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-    server: Optional[str] = typer.Option(None, "--server"),
+    server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
 ):
     """Same as the `ask` command."""
     ask_main(question, json_out, top_k, corpus, home, retrieval, None, store, server)
 
 
 @app.command("index")
-def index_cmd(home: Optional[Path] = typer.Option(None, "--home"),
+def index_cmd(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
               store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Build the index now (it is also built on first use), and say what is in it."""
     pipeline = _pipeline(home, store=store)
@@ -173,7 +178,7 @@ def index_cmd(home: Optional[Path] = typer.Option(None, "--home"),
 
 
 @app.command("reindex")
-def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home"),
+def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
                 store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Rebuild the index from the stored documents (after changing the model or chunking)."""
     pipeline = _pipeline(home, store=store)
@@ -184,7 +189,7 @@ def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home"),
 @app.command("add")
 def add_cmd(
     paths: list[Path] = typer.Argument(..., help="files or folders (.txt .md .html .pdf)"),
-    home: Optional[Path] = typer.Option(None, "--home"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
 ):
     """Add articles to the index (same content is not indexed twice)."""
@@ -211,7 +216,8 @@ def add_cmd(
 
 
 @app.command("list")
-def list_cmd(home: Optional[Path] = typer.Option(None, "--home"), json_out: bool = typer.Option(False, "--json"),
+def list_cmd(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+             json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
              store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """List the indexed documents."""
     docs = _pipeline(home, quiet=json_out, store=store).documents()
@@ -223,7 +229,8 @@ def list_cmd(home: Optional[Path] = typer.Option(None, "--home"), json_out: bool
 
 
 @app.command("remove")
-def remove_cmd(doc_ids: list[str] = typer.Argument(...), home: Optional[Path] = typer.Option(None, "--home"),
+def remove_cmd(doc_ids: list[str] = typer.Argument(..., help="document ids, as `qa list` shows them"),
+               home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
                store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Remove documents by id."""
     pipeline = _pipeline(home, store=store)
@@ -241,12 +248,12 @@ def remove_cmd(doc_ids: list[str] = typer.Argument(...), home: Optional[Path] = 
 def eval_cmd(
     questions: Path = typer.Argument(Path("tests/data/dev_questions.jsonl"), help="JSON Lines question file"),
     split: Optional[str] = typer.Option(None, "--split", help="only questions of this split (tune/report)"),
-    home: Optional[Path] = typer.Option(None, "--home"),
-    corpus: Optional[Path] = typer.Option(None, "--corpus"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", "-k"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=CORPUS_HELP),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help=TOP_K_HELP),
     retrieval: Optional[str] = typer.Option(
         None, "--mode", help="retrieval mode for the end-to-end run: hybrid, fused, dense or bm25"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
     worst: int = typer.Option(8, "--worst", help="how many misses to show"),
     retrieval_only: bool = typer.Option(False, "--retrieval", help="recall@1/5/20 and MRR of dense, BM25, fused"),
     distractors: bool = typer.Option(
@@ -333,10 +340,10 @@ def read_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
-    home: Optional[Path] = typer.Option(None, "--home"),
-    workers: int = typer.Option(1, "--workers"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0: all; then set QA_API_TOKEN)"),
+    port: int = typer.Option(8000, "--port", help="TCP port"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    workers: int = typer.Option(1, "--workers", help="uvicorn worker processes (each loads the models)"),
 ):
     """Serve the HTTP API (and the chat page) with uvicorn."""
     import uvicorn

@@ -50,6 +50,7 @@ def _info(service: Service, doc_id: str) -> DocumentInfo:
 
 @router.get("/v1/documents")
 def list_documents(service: Service = Depends(ready_service)) -> dict:
+    """The indexed documents: `{"documents": [DocumentInfo…], "count": n}`."""
     service.refresh()
     docs = service.pipeline.documents()
     return {"documents": [d.model_dump() for d in docs], "count": len(docs)}
@@ -57,6 +58,7 @@ def list_documents(service: Service = Depends(ready_service)) -> dict:
 
 @router.get("/v1/documents/{doc_id}", response_model=DocumentDetail)
 def get_document(doc_id: str, service: Service = Depends(ready_service)) -> DocumentDetail:
+    """One document's metadata and its original text (the text citation offsets index); 404 if unknown."""
     doc = service.pipeline.index.documents.get(doc_id)
     if doc is None:
         raise ApiError(404, f"no document with id {doc_id!r}")
@@ -124,6 +126,9 @@ async def _from_json(request: Request) -> list[Document]:
 @router.post("/v1/documents", response_model=DocumentsChanged, status_code=201,
              dependencies=[Depends(require_token)])
 async def add_documents(request: Request, service: Service = Depends(ready_service)):
+    """Add a document: a multipart upload (field `file`: .txt .md .html .pdf, optional field `id`) or JSON
+    `{"text", "id"?, "title"?}`. 201 when added, 200 with `skipped` when the same content is already indexed,
+    409 when another document has the id. Needs `Authorization: Bearer <QA_API_TOKEN>` when a token is set."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         documents = await _from_multipart(request)
@@ -151,6 +156,7 @@ async def add_documents(request: Request, service: Service = Depends(ready_servi
 
 @router.delete("/v1/documents/{doc_id}", response_model=DocumentsChanged, dependencies=[Depends(require_token)])
 def remove_document(doc_id: str, service: Service = Depends(ready_service)) -> DocumentsChanged:
+    """Remove a document (404 if unknown). Needs the bearer token when QA_API_TOKEN is set."""
     with service.write_lock:
         removed = service.pipeline.remove_documents([doc_id])
     if not removed:
