@@ -193,7 +193,10 @@ def _headers(token: str | None) -> dict:
 
 # sync ----------------------------------------------------------------------------------------------------------
 class Client:
-    """Blocking client. token defaults to $QA_API_TOKEN; base_url to $QA_API_URL or http://127.0.0.1:8000."""
+    """Blocking client. token defaults to $QA_API_TOKEN; base_url to $QA_API_URL or http://127.0.0.1:8000.
+
+    Use it as a context manager (or call `close()`). Every method raises a `QAClientError` subclass on failure.
+    """
 
     def __init__(self, base_url: str | None = None, token: str | None = None,
                  timeout: float | httpx.Timeout = DEFAULT_TIMEOUT, transport: httpx.BaseTransport | None = None):
@@ -209,6 +212,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._http.close()
 
     def _request(self, method: str, url: str, **kwargs) -> httpx.Response:
@@ -230,6 +234,7 @@ class Client:
         return Readiness.model_validate(response.json())
 
     def wait_ready(self, timeout: float = 300.0, interval: float = 0.5) -> Readiness:
+        """Poll /ready until the server is ready (or failed to load); QATimeoutError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -243,6 +248,13 @@ class Client:
             time.sleep(interval)
 
     def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
+        """Ask one question (POST /v1/ask). `answer.answer` is None when the articles don't say.
+
+        Args:
+            question: the question, in Chinese (at most 500 characters).
+            top_k: passages the reader reads (server default: 3).
+            history: earlier turns, oldest first, alternating question and answer text, for follow-ups.
+        """
         body = _ask_body(question, top_k, history)
         return Answer.model_validate(self._request("POST", "/v1/ask", json=body).json())
 
@@ -268,6 +280,7 @@ class Client:
             raise _Transport.wrap(exc) from exc
 
     def documents(self) -> list[DocumentInfo]:
+        """The indexed documents."""
         data = self._request("GET", "/v1/documents").json()
         return [DocumentInfo.model_validate(d) for d in data["documents"]]
 
@@ -278,6 +291,7 @@ class Client:
         return DocumentsChanged.model_validate(response.json())
 
     def remove_document(self, doc_id: str) -> DocumentsChanged:
+        """Remove a document by id (NotFoundError if there is none)."""
         from urllib.parse import quote
 
         return DocumentsChanged.model_validate(self._request("DELETE", f"/v1/documents/{quote(doc_id, safe='')}").json())

