@@ -35,14 +35,17 @@ class Span:
     margin: float  # score minus the window's no-answer score: > threshold means "answer"
 
 
-def encode_windows(tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int):
-    """Question/context pairs -> overlapping windows of at most max_length tokens.
+def encode_windows(tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int,
+                   lowercase: bool = True):
+    """Question/context pairs -> overlapping windows of at most max_length tokens (ASCII lowered first for an
+    uncased vocabulary).
 
     Returns the tokenizer's BatchEncoding with offset_mapping, overflow_to_sample_mapping and sequence ids.
     """
+    fold = lower_ascii if lowercase else str
     return tokenizer(
-        [lower_ascii(q) for q in questions],
-        [lower_ascii(c) for c in contexts],
+        [fold(q) for q in questions],
+        [fold(c) for c in contexts],
         truncation="only_second",
         max_length=max_length,
         stride=stride,

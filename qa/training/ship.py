@@ -79,6 +79,9 @@ def main(argv=None):
     parser.add_argument("--questions", type=Path, default=Path("tests/data/dev_questions.jsonl"))
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--stride", type=int, default=96)
+    parser.add_argument("--frozen-embeddings", default=None, metavar="BASE",
+                        help="the checkpoint kept BASE's word embeddings frozen (multilingual-e5-small): leave them "
+                             "and the tokenizer out of the shipped folder; they are put back from BASE's package")
     args = parser.parse_args(argv)
 
     import torch
@@ -94,6 +97,11 @@ def main(argv=None):
     model = AutoModelForQuestionAnswering.from_pretrained(str(args.checkpoint), dtype=torch.float16)
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(str(args.checkpoint)).save_pretrained(tmp)
+    boundary = args.checkpoint / "boundary.safetensors"  # the character-level boundary head, when trained
+    if boundary.exists():
+        from safetensors.torch import load_file, save_file
+
+        save_file({k: v.half() for k, v in load_file(str(boundary)).items()}, str(tmp / "boundary.safetensors"))
 
     settings = Settings()
     settings.home = Path(tempfile.mkdtemp(prefix="qa-ship-"))
@@ -114,6 +122,10 @@ def main(argv=None):
         {"no_answer_threshold": threshold, "type_slack": slack, "calibration": calibration,
          "max_length": args.max_length, "stride": args.stride,
          "clause_spans": pipeline.reader.clause_spans}, indent=2))
+    if args.frozen_embeddings:
+        from qa.reader_folder import strip_frozen_embeddings
+
+        strip_frozen_embeddings(tmp, args.frozen_embeddings)
     shutil.rmtree(args.out, ignore_errors=True)
     os.replace(tmp, args.out)
     print(f"wrote {args.out} ({sum(p.stat().st_size for p in args.out.iterdir()) / 2**20:.1f} MB)")

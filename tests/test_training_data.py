@@ -1,0 +1,62 @@
+"""The reading-comprehension loader: every set's quirks (README of the data folder) handled, slices by article."""
+
+import json
+
+from qa.training.data import load_all, load_set, split_of
+
+
+def write(path, paragraphs_by_article):
+    path.write_text(json.dumps({"data": [{"title": f"a{i}", "paragraphs": ps}
+                                         for i, ps in enumerate(paragraphs_by_article)]}, ensure_ascii=False),
+                    encoding="utf-8")
+    return path
+
+
+def test_answers_are_located_by_text_when_offsets_are_off(tmp_path):
+    context = "新华社北京5月31日电，会议在北京举行。"
+    qas = [
+        {"id": "1", "question": "会议在哪里举行？", "answers": [{"text": "北京", "answer_start": 16}]},  # 1-based
+        {"id": "2", "question": "哪天？", "answers": [{"text": 31, "answer_start": 8}]},  # a number, not a string
+        {"id": "3", "question": "谁？", "answers": [{"text": None, "answer_start": 0}]},  # text lost: dropped
+        {"id": "4", "question": "何时？", "answers": [{"text": "6月1日", "answer_start": 5}]},  # not in context
+    ]
+    examples, dropped = load_set(write(tmp_path / "news_security_train.json", [[{"context": context, "qas": qas}]]),
+                                 t2s=False)
+    assert [(e.id, e.answers) for e in examples] == [("1", [("北京", 15)]), ("2", [("31", 7)])]
+    assert dropped == 2
+
+
+def test_unanswerable_comes_from_the_answers_and_yes_no_is_dropped(tmp_path):
+    context = "经审理查明：原告张x1与被告李x2于2001年结婚。"
+    qas = [
+        # CAIL2019's is_impossible is a string and disagrees with its answers: the answers decide
+        {"id": "1", "question": "何时结婚？", "is_impossible": "true", "answers": [{"text": "2001年", "answer_start": 18}]},
+        {"id": "2", "question": "原告是谁的母亲？", "is_impossible": "false", "answers": [{"text": "", "answer_start": -1}]},
+        {"id": "3", "question": "二人是否结婚？", "is_impossible": "false", "answers": [{"text": "YES", "answer_start": -1}]},
+    ]
+    examples, dropped = load_set(write(tmp_path / "cail2019_dev.json", [[{"context": context, "qas": qas}]]), t2s=False)
+    assert [(e.id, e.answerable) for e in examples] == [("1", True), ("2", False)]
+    assert dropped == 1
+
+
+def test_traditional_sets_are_simplified_with_offsets_kept(tmp_path):
+    context = "臺灣大學創立於1928年。"
+    qas = [{"id": "1", "question": "臺灣大學何時創立？", "answers": [{"text": "1928年", "answer_start": 7}]}]
+    (example,), _ = load_set(write(tmp_path / "DRCD_dev.json", [[{"context": context, "qas": qas}]]), t2s=True)
+    assert example.context == "台湾大学创立于1928年。" and example.question == "台湾大学何时创立？"
+    assert example.context[7:12] == "1928年"
+
+
+def test_xquad_shares_its_squad_articles_slice(tmp_path):
+    # article 9 of squad2 is in its report slice (9 % 9 == 0); the xquad article with the same question id follows it
+    squad = [[{"context": f"第{i}段。", "qas": [{"id": f"s{i}", "question": "?", "answers": [{"text": "段", "answer_start": 2}]}]}]
+             for i in range(10)]
+    write(tmp_path / "squad2_dev_zh.json", squad)
+    xquad = [[{"context": "第9段。", "qas": [{"id": "s9", "question": "?", "answers": [{"text": "段", "answer_start": 2}]}]}],
+             [{"context": "别的。", "qas": [{"id": "x", "question": "?", "answers": [{"text": "别", "answer_start": 0}]}]}]]
+    write(tmp_path / "xquad_zh.json", xquad)
+    splits = load_all(tmp_path)
+    where = {e.id + e.source: name for name, items in splits.items() for e in items}
+    assert where["s9squad2_dev_zh.json"] == where["s9xquad_zh.json"] == "report"
+    assert split_of("xquad_zh.json", 1000 + 1) == "train"  # an article of its own (1001 % 9 == 2)
+    assert where["xxquad_zh.json"] == "train"
