@@ -4,8 +4,8 @@ In a page, the line `<!-- generated: cli -->` becomes the reference of the `ask`
 app in qa/cli.py, with typer's own Markdown generator), and `<!-- generated: http -->` the reference of every HTTP
 operation and schema (from the OpenAPI schema that api.app serves at /openapi.json, also written to the site as
 openapi.json). `<!-- generated: include FILE -->` brings in a Markdown file the code writes at the repository root
-(RELIABILITY.md, BENCHMARKS.md), its headings two levels down. Nothing is loaded but the code: no models, no index,
-no network.
+(RELIABILITY.md, BENCHMARKS.md), without its title and with its headings below the page's heading before the line.
+Nothing is loaded but the code: no models, no index, no network.
 """
 
 from __future__ import annotations
@@ -39,14 +39,23 @@ def cli_reference() -> str:
     return "\n\n".join(_demote(page) for page in pages)
 
 
-def _demote(markdown: str) -> str:
-    """One heading level down (the page has its own title); lines inside code fences stay as they are."""
-    out, fenced = [], False
-    for line in markdown.splitlines():
+def _headings(markdown: str) -> list[tuple[int, int]]:
+    """(line number, level) of each heading outside code fences."""
+    found, fenced = [], False
+    for n, line in enumerate(markdown.splitlines()):
         if line.startswith("```"):
             fenced = not fenced
-        out.append("#" + line if line.startswith("#") and not fenced else line)
-    return "\n".join(out)
+        elif not fenced and re.match(r"#+ ", line):
+            found.append((n, len(line) - len(line.lstrip("#"))))
+    return found
+
+
+def _demote(markdown: str, levels: int = 1) -> str:
+    """Headings `levels` levels down (the page has its own title); code blocks stay as they are."""
+    lines = markdown.splitlines()
+    for n, _ in _headings(markdown):
+        lines[n] = "#" * levels + lines[n]
+    return "\n".join(lines)
 
 
 # HTTP --------------------------------------------------------------------------------------------------------
@@ -88,6 +97,10 @@ def _constraints(schema: dict) -> str:
     return "; ".join(parts)
 
 
+def _yes(flag) -> str:
+    return "yes" if flag else "no"
+
+
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
@@ -97,7 +110,7 @@ def _operation(path: str, method: str, op: dict) -> list[str]:
     params = op.get("parameters", [])
     if params:
         lines += ["| parameter | in | type | required |", "|---|---|---|---|"]
-        lines += [f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}))} | {'yes' if p.get('required') else 'no'} |"
+        lines += [f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}))} | {_yes(p.get('required'))} |"
                   for p in params]
         lines.append("")
     body = op.get("requestBody", {}).get("content", {})
@@ -122,7 +135,7 @@ def _schema(name: str, schema: dict) -> list[str]:
     lines += ["| field | type | required | constraints |", "|---|---|---|---|"]
     for field, spec in properties.items():
         note = _constraints(spec) + (" (read-only, computed)" if spec.get("readOnly") else "")
-        lines.append(f"| `{field}` | {_type(spec)} | {'yes' if field in required else 'no'} | {_cell(note)} |")
+        lines.append(f"| `{field}` | {_type(spec)} | {_yes(field in required)} | {_cell(note)} |")
     if schema.get("additionalProperties") is False:
         lines += ["", "Other fields are refused (422)."]
     return lines + [""]
@@ -142,8 +155,13 @@ def http_reference(spec: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def include(path: str, root: Path) -> str:
-    return _demote(_demote((root / path).read_text(encoding="utf-8")))
+def include(path: str, root: Path, under: int) -> str:
+    """The file without its title line (the page has its own), its headings below the page's level `under`."""
+    text = (root / path).read_text(encoding="utf-8")
+    if text.startswith("# "):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+    levels = [level for _, level in _headings(text)]
+    return _demote(text, max(0, under + 1 - min(levels))) if levels else text
 
 
 GENERATORS = {"cli": cli_reference, "http": http_reference, "include": include}
@@ -163,6 +181,9 @@ def on_page_markdown(markdown: str, page, config, files):
         name, argument = match.groups()
         if name not in GENERATORS or (name == "include") != bool(argument):
             raise ValueError(f"{page.file.src_path}: unknown generated section {match.group(0)!r}")
-        return include(argument, root) if argument else GENERATORS[name]()
+        if not argument:
+            return GENERATORS[name]()
+        above = _headings(markdown[: match.start()])
+        return include(argument, root, above[-1][1] if above else 1)
 
     return MARKER.sub(generate, markdown)
