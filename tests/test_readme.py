@@ -13,15 +13,15 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from qa.client import Client, QAClientError
+from tests.reliability_support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -79,12 +79,6 @@ def examples(markdown: str) -> list[Example]:
 EXAMPLES = examples(README.read_text(encoding="utf-8"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Reader:
     """A reader of the README: one data directory, one server once `qa serve` has been typed."""
 
@@ -106,16 +100,13 @@ class Reader:
         self.server = subprocess.Popen(["bash", "-c", f"exec {command} --port {self.port}"], cwd=ROOT, env=self.env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                        start_new_session=True)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert self.server.poll() is None, f"`{command}` exited: {self.server.stderr.read()}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"`{command}` was not ready within 300 s")
+        try:
+            with Client(f"http://127.0.0.1:{self.port}") as client:
+                state = client.wait_ready(timeout=300)
+        except QAClientError as exc:
+            state = exc
+        log = self.server.stderr.read() if self.server.poll() is not None else ""
+        assert getattr(state, "ready", False), f"`{command}`: {state}\n{log}"
 
     def stop(self) -> None:
         if self.server and self.server.poll() is None:
