@@ -91,7 +91,7 @@ class Reader:
     def url(self, text: str) -> str:
         return PORT_IN_URL.sub(f"127.0.0.1:{self.port}", text)
 
-    def bash(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    def bash(self, command: str, timeout: float = 1200) -> subprocess.CompletedProcess:  # a busy 2-core CI box
         return subprocess.run(["bash", "-c", command], cwd=ROOT, env=self.env, capture_output=True, text=True,
                               timeout=timeout)
 
