@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import DEFAULT_JSON_BYTES, DEFAULT_UPLOAD_BYTES, BodyLimit
-from api.routers import ask, chat, documents, health, models, page
+from api.routers import ask, chat, collections, documents, health, models, page
 from api.service import Service
 from qa.settings import Settings
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, pipeline=None, *, cors: list[st
     )
     app.state.service = service
     errors.install(app)
-    for module in (health, ask, chat, documents, models, page):
+    for module in (health, ask, chat, documents, collections, models, page):
         app.include_router(module.router)
 
     origins = cors if cors is not None else cors_origins()
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, pipeline=None, *, cors: list[st
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials="*" not in origins,
-                           allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                           allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
                            allow_headers=["Authorization", "Content-Type"])
     # outermost: limits apply before anything reads the body (CORS preflights are GET-free OPTIONS, untouched)
     app.add_middleware(

@@ -64,7 +64,10 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     from qa.pipeline import QuestionError
+    from retriever.collections import CollectionError, CollectionNotFound
     from retriever.documents import DocumentError
+    from retriever.filters import FilterError
+    from retriever.metadata import MetadataError
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -81,6 +84,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DocumentError)
     async def _document(request: Request, exc: DocumentError):
         return error_response(400, str(exc))
+
+    def _plain(status: int, prefix: str = ""):
+        async def handler(request: Request, exc: Exception):
+            return error_response(status, f"{prefix}{exc}")
+
+        return handler
+
+    # bad filters, metadata or collection names; an unknown collection (the message names it)
+    for kind, status, prefix in ((FilterError, 422, "filters: "), (MetadataError, 422, "metadata: "),
+                                 (CollectionError, 422, ""), (CollectionNotFound, 404, "")):
+        app.add_exception_handler(kind, _plain(status, prefix))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):

@@ -8,6 +8,7 @@ from qa.types import Answer
 
 ANSWER_PREFIX = "答案："
 NOT_FOUND = "文章中没有找到答案。"
+NO_MATCH = "筛选条件没有匹配任何文章。"
 SOURCES = "来源："
 _CJK = r"\u3000-\u303f\u3400-\u9fff\uff00-\uffef"
 
@@ -22,12 +23,16 @@ def answer_text(answer: Answer) -> str:
     """The answer in a sentence, then the numbered sources (title + quoted passage); or the not-found message."""
     if answer.answer is None:
         text = NOT_FOUND
+        if answer.filtered_documents == 0:
+            text += NO_MATCH
         if answer.passages:
             text += f"\n\n最接近的段落来自《{answer.passages[0].title}》，但其中没有这个问题的答案。"
         return text
     lines = [f"{ANSWER_PREFIX}{answer.answer}。", "", SOURCES]
     for n, citation in enumerate(answer.citations, 1):
-        lines.append(f"[{n}] 《{citation.title}》：“{one_line(citation.passage)}”")
+        where = "，".join(x for x in (citation.source, citation.published) if x)
+        where = f"（{where}）" if where else ""
+        lines.append(f"[{n}] 《{citation.title}》{where}：“{one_line(citation.passage)}”")
     return "\n".join(lines)
 
 

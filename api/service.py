@@ -69,20 +69,30 @@ class Service:
             return lock
 
     # ------------------------------------------------------------------ reading
-    def refresh(self) -> None:
-        """Pick up documents added by another process (`qa add` while the server runs); skipped during our writes."""
+    def refresh(self, collection: str | None = None) -> None:
+        """Pick up documents added by another process (`qa add` while the server runs); skipped during our writes.
+        An unknown collection raises CollectionNotFound (404)."""
+        index = self.pipeline.collection(collection)[0]
         lock = self.write_lock
         if lock.acquire(blocking=False):
             try:
-                self.pipeline.index.refresh()
+                index.refresh()
             except Exception:  # a half-written generation from elsewhere: keep serving the current one
                 log.warning("could not refresh the index", exc_info=True)
             finally:
                 lock.release()
 
-    def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None):
-        self.refresh()
-        return self.pipeline.ask(question, top_k=top_k, history=history)  # one index snapshot per question
+    def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None,
+            collection: str | None = None, filters: dict | None = None):
+        self.refresh(collection)
+        # one index snapshot per question
+        return self.pipeline.ask(question, top_k=top_k, history=history, collection=collection, filters=filters)
+
+    def check(self, collection: str | None, filters: dict | None) -> None:
+        """CollectionNotFound (404) or FilterError (422) now, before a reply starts streaming."""
+        from retriever.filters import matching
+
+        matching(self.pipeline.collection(collection)[0].state, filters)
 
     def model_names(self) -> dict:
         from qa.models import model_for

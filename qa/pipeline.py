@@ -16,10 +16,13 @@ from qa.followup import standalone_question
 from qa.models import model_for, optional_model_for, resolve_model_path, runtime_for
 from qa.reader import Reader, counted_far_from, names_far_from, not_given
 from qa.settings import Settings
-from qa.types import Answer, Citation, DocumentInfo, Passage
+from qa.types import Answer, Citation, CollectionInfo, DocumentInfo, Metadata, Passage
+from retriever import metadata
+from retriever.collections import DEFAULT, CollectionNotFound, Collections, is_default
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
 from retriever.embedder import Embedder
 from retriever.factory import open_index
+from retriever.filters import matching
 from retriever.hybrid import HybridRetriever, check_mode
 from retriever.normalize import normalize
 from retriever.script import to_simplified
@@ -56,7 +59,7 @@ class QAPipeline:
             seed = (lambda: [read_document(p) for p in iter_files([corpus])]) if corpus else bundled_documents
             embedder = Embedder(model_for("embedder"), runtime_for("embedder"), self.settings.home)
             index = open_index(self.settings, corpus, embedder, seed, progress)  # FAISS or Milvus (settings.store)
-        self.index = index
+        self.index = index  # the default collection (today's one index)
         if corpus:  # an ad-hoc folder: follow its current contents
             self.sync_folder(corpus, progress)
         self.retriever = build_retriever(self.index, self.settings)
@@ -66,26 +69,37 @@ class QAPipeline:
             self.reader.no_answer_threshold = self.settings.no_answer_threshold
         self._recent: OrderedDict = OrderedDict()  # LRU of answers to repeated questions
 
-    def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None) -> Answer:
+    def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None,
+            collection: str | None = None, filters: dict | None = None) -> Answer:
+        """The answer from one collection (None: the default one), reading only the documents `filters` lets
+        through (retriever.filters; a bad filter raises FilterError, an unknown collection CollectionNotFound)."""
         question = self.check_question(question)
         # history is context from the client: a lone surrogate there becomes U+FFFD instead of a crash
         history = [h.encode("utf-8", "replace").decode("utf-8") if isinstance(h, str) else "" for h in history or []]
         searched = standalone_question(question, history)
-        state = self.index.state  # one snapshot for the whole question, whatever writes happen meanwhile
+        name = self.collection_name(collection)
+        index, retriever = self.collection(name)
+        state = index.state  # one snapshot for the whole question, whatever writes happen meanwhile
+        docs = matching(state, filters)  # checked before the cache: a bad filter is an error every time
         key = (question, searched, top_k or self.settings.top_k, self.reader.no_answer_threshold,
-               self.reader.type_slack)
+               self.reader.type_slack, name, None if docs is None else frozenset(docs))
         cached = self._recent.get(key)
         if cached is not None and cached[0] is state:  # the same question on the same index snapshot
             self._recent.move_to_end(key)
             return cached[1].model_copy(deep=True)
-        answer = self._answer(question, searched, state, top_k)
+        answer = self._answer(question, searched, state, top_k, retriever, docs)
+        answer.collection = name
+        if docs is not None:
+            answer.filtered_documents = len(docs)
+            if not docs:
+                answer.note = "the filter matched no document"
         self._recent[key] = (state, answer.model_copy(deep=True))  # holding the state keeps `is` meaningful
         if len(self._recent) > 256:
             self._recent.popitem(last=False)
         return answer
 
-    def _answer(self, question: str, searched: str, state, top_k: int | None) -> Answer:
-        hits = self.retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval, state)
+    def _answer(self, question: str, searched: str, state, top_k: int | None, retriever, docs) -> Answer:
+        hits = retriever.retrieve(searched, top_k or self.settings.top_k, self.settings.retrieval, state, docs)
         passages = [self._passage(state.documents[chunk.doc_id], chunk, score) for chunk, score in hits]
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
         simplified = to_simplified(searched)
@@ -103,7 +117,7 @@ class QAPipeline:
         citation = Citation(
             document=doc.id, title=doc.title, passage=chunk.text, passage_start=chunk.start,
             passage_end=chunk.end, start=start, end=end, quote=doc.text[start:end],
-            sentence_ids=list(chunk.sentences),
+            sentence_ids=list(chunk.sentences), **published(doc),
         )
         # the answer is the article's own words: the original span with only its line breaks taken out
         words = "".join(doc.text[start:end].split("\n")).replace("\r", "").strip()
@@ -133,20 +147,89 @@ class QAPipeline:
         text = simplified_text(doc.text)
         return bool(names_far_from(question, text, start, end) or counted_far_from(question, text, start, end))
 
+    # collections ---------------------------------------------------------------------------------------
+    @property
+    def collections(self) -> Collections:
+        """The named collections of this pipeline's store, opened on use (made again when a copy of the
+        pipeline is given another home or store, as the tests' isolated pipelines are)."""
+        where = (str(self.settings.home), self.settings.store)
+        if self.__dict__.get("_collections_at") != where:
+            self._collections = Collections(self.settings, self.index.embedder)
+            self._named: dict[str, tuple] = {}  # name -> (index, retriever)
+            self._collections_at = where
+        return self._collections
+
+    def collection_name(self, collection: str | None) -> str:
+        name = collection or self.settings.collection or DEFAULT
+        return DEFAULT if is_default(name) else name
+
+    def collection(self, collection: str | None, create: bool = False):
+        """(index, retriever) of a collection; CollectionNotFound unless it exists (or create is set)."""
+        name = self.collection_name(collection)
+        if name == DEFAULT:
+            return self.index, self.retriever
+        exists = self.collections.exists(name)  # (also makes self._named for this store)
+        opened = self._named.get(name)
+        if opened is not None and exists:  # dropped elsewhere meanwhile: not served
+            return opened
+        self._named.pop(name, None)
+        if not exists and not create:
+            raise CollectionNotFound(name)
+        index = self.collections.open(name, create=create)
+        self._named[name] = (index, build_retriever(index, self.settings))
+        return self._named[name]
+
+    def collection_infos(self) -> list[CollectionInfo]:
+        out = []
+        for name in [DEFAULT, *self.collections.names()]:
+            try:
+                state = self.collection(name)[0].state
+            except LookupError:  # dropped between listing and opening
+                continue
+            out.append(CollectionInfo(name=name, documents=len(state.documents), chunks=len(state.chunks)))
+        return out
+
+    def create_collection(self, name: str) -> bool:
+        """Create an empty collection; False when it already exists."""
+        if self.collections.exists(name):
+            return False
+        self.collection(name, create=True)
+        return True
+
+    def drop_collection(self, name: str) -> None:
+        self.collections.drop(name)
+        self._named.pop(name, None)  # (self.collections made it)
+
     # documents -----------------------------------------------------------------------------------------
-    def documents(self) -> list[DocumentInfo]:
-        state = self.index.state  # one snapshot: a write meanwhile must not make the list disagree with itself
+    def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        # one snapshot: a write meanwhile must not make the list disagree with itself
+        state = self.collection(collection)[0].state
         return [
             DocumentInfo(id=i, title=m["title"], source=m.get("source", ""),
-                         characters=len(state.documents[i].text), chunks=len(m["chunk_ids"]))
+                         characters=len(state.documents[i].text), chunks=len(m["chunk_ids"]),
+                         metadata=Metadata(**state.documents[i].meta))
             for i, m in sorted(state.manifest.documents.items())
         ]
 
-    def add_documents(self, documents: list[Document], progress: bool = False) -> tuple[list[str], list[str]]:
-        return self.index.add(documents, progress)
+    def add_documents(self, documents: list[Document], progress: bool = False,
+                      collection: str | None = None) -> tuple[list[str], list[str]]:
+        """Index documents; a named collection that does not exist yet is created."""
+        return self.collection(collection, create=True)[0].add(documents, progress)
 
-    def remove_documents(self, doc_ids: list[str]) -> list[str]:
-        return self.index.remove(doc_ids)
+    def remove_documents(self, doc_ids: list[str], collection: str | None = None) -> list[str]:
+        return self.collection(collection)[0].remove(doc_ids)
+
+    def update_metadata(self, doc_id: str, changes: dict, collection: str | None = None) -> DocumentInfo | None:
+        """Change one document's metadata (retriever.metadata.patch: given keys replace, None removes), without
+        embedding anything again; None when there is no such document. A bad value raises MetadataError."""
+        index = self.collection(collection)[0]
+        index.refresh()
+        doc = index.documents.get(doc_id)
+        if doc is None:
+            return None
+        if not index.set_meta({doc_id: metadata.patch(doc.meta, changes)}):
+            return None
+        return next(d for d in self.documents(collection) if d.id == doc_id)
 
     def sync_folder(self, folder: Path, progress: bool = False) -> None:
         wanted = {d.id: d for d in (read_document(p) for p in iter_files([folder]))}
@@ -154,6 +237,9 @@ class QAPipeline:
         stale = [i for i, d in have.items() if i not in wanted or wanted[i].fingerprint != d.fingerprint]
         self.index.remove(stale)
         self.index.add([d for i, d in wanted.items() if i not in self.index.documents], progress)
+        retagged = {i: d.meta for i, d in wanted.items() if i in have and i not in stale and have[i].meta != d.meta}
+        if retagged:  # a sidecar or front matter changed: metadata only
+            self.index.set_meta(retagged)
 
     # helpers -------------------------------------------------------------------------------------------
     def check_question(self, question: str) -> str:
@@ -173,7 +259,12 @@ class QAPipeline:
     @staticmethod
     def _passage(doc: Document, chunk, score: float) -> Passage:
         return Passage(document=doc.id, title=doc.title, text=chunk.text, start=chunk.start, end=chunk.end,
-                       score=score, sentence_ids=list(chunk.sentences))
+                       score=score, sentence_ids=list(chunk.sentences), **published(doc))
+
+
+def published(doc: Document) -> dict:
+    """The outlet, date and URL a citation carries."""
+    return {key: doc.meta.get(key) for key in ("source", "published", "url")}
 
 
 @functools.lru_cache(maxsize=256)

@@ -43,6 +43,8 @@ class Settings:
     api_token: str | None = field(default_factory=lambda: _env("API_TOKEN", None))
     # where the index lives: "faiss" (folders under home), a milvus-lite path ending in .db, or http://host:19530
     store: str = field(default_factory=lambda: _env("STORE", "faiss"))
+    # the collection questions and writes go to when none is named ("default": the index under home/index)
+    collection: str = field(default_factory=lambda: _env("COLLECTION", "default"))
     max_question_chars: int = 500
 
     def index_dir(self, corpus: Path | None = None) -> Path:

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field, computed_field
 
 
-class Passage(BaseModel):
+class Metadata(BaseModel):
+    """A document's metadata: outlet, publication date (YYYY-MM-DD or an ISO date-time), URL, author, tags and
+    free key/values (retriever.metadata reads and checks them)."""
+
+    source: str | None = None
+    published: str | None = None
+    url: str | None = None
+    author: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+class Published(BaseModel):
+    """Where and when the cited document was published (from its metadata; None when unknown)."""
+
+    source: str | None = None
+    published: str | None = None
+    url: str | None = None
+
+
+class Passage(Published):
     """A retrieved chunk of a document; offsets are character offsets into the original file."""
 
     document: str
@@ -17,7 +39,7 @@ class Passage(BaseModel):
     sentence_ids: list[int] = Field(default_factory=list)
 
 
-class Citation(BaseModel):
+class Citation(Published):
     """Where the answer stands: the passage it came from and the answer's own offsets in the original file."""
 
     document: str
@@ -48,6 +70,10 @@ class Answer(BaseModel):
     confidence: float = Field(default=0.0, ge=0.0, le=1.0)
     citations: list[Citation] = Field(default_factory=list)
     passages: list[Passage] = Field(default_factory=list)
+    collection: str = "default"
+    # how many documents the question's filter let through (None: no filter); 0 answers "the articles don't say"
+    filtered_documents: int | None = None
+    note: str | None = None  # e.g. "the filter matched no document"
 
     @property
     def found(self) -> bool:
@@ -59,9 +85,10 @@ class DocumentInfo(BaseModel):
 
     id: str
     title: str
-    source: str = ""
+    source: str = ""  # where the text came from (file path, "api", "upload:NAME"); the outlet is metadata.source
     characters: int
     chunks: int
+    metadata: Metadata = Field(default_factory=Metadata)
 
 
 # HTTP API requests and replies (shared by api/ and qa/client.py) ------------------------------------------
@@ -73,6 +100,10 @@ class AskRequest(BaseModel):
     question: str
     top_k: int | None = Field(default=None, ge=1, le=20)
     history: list[str] = Field(default_factory=list, max_length=40)
+    collection: str | None = None  # None: the default collection
+    # on document metadata: source, author, url, id or a free key (a value or a list of values); since / until
+    # (YYYY-MM-DD, inclusive); tags (all of them). See retriever.filters
+    filters: dict[str, Any] | None = None
 
 
 class DocumentText(BaseModel):
@@ -83,6 +114,21 @@ class DocumentText(BaseModel):
     text: str
     id: str | None = None
     title: str | None = None
+    metadata: dict[str, Any] | None = None  # source, published, url, author, tags, and free keys
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    documents: int
+    chunks: int
+
+
+class CollectionRequest(BaseModel):
+    """POST /v1/collections."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str
 
 
 class DocumentDetail(DocumentInfo):

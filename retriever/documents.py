@@ -1,10 +1,13 @@
-"""Documents: an id, a title and the original text, read from .txt/.md/.html/.pdf files."""
+"""Documents: an id, a title, the original text and metadata, read from .txt/.md/.html/.pdf files."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from retriever import metadata
+from retriever.metadata import MetadataError
 
 SUPPORTED = {".txt", ".md", ".html", ".htm", ".pdf"}
 BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "qa" / "data" / "corpus"
@@ -20,7 +23,8 @@ class Document:
     id: str
     title: str
     text: str  # the original text: every offset we report points into it
-    source: str = ""
+    source: str = ""  # where it came from (file path, "api", "upload:NAME"); the outlet is meta["source"]
+    meta: dict = field(default_factory=dict, hash=False)  # retriever.metadata: source, published, url, tags…
 
     @property
     def fingerprint(self) -> str:
@@ -71,6 +75,11 @@ def _plausibility(text: str) -> float:
 
 def html_to_text(html: str) -> str:
     """Visible text of an HTML page: scripts and styles dropped, block elements end lines."""
+    return parse_html(html)[0]
+
+
+def parse_html(html: str) -> tuple[str, list[tuple[str, str]], str | None, str | None]:
+    """(visible text, <meta> (name or property, content) pairs, canonical link, <title>) of an HTML page."""
     from html.parser import HTMLParser
 
     class _Text(HTMLParser):
@@ -80,14 +89,27 @@ def html_to_text(html: str) -> str:
             super().__init__(convert_charrefs=True)
             self.parts: list[str] = []
             self.skip = 0
+            self.meta: list[tuple[str, str]] = []
+            self.canonical: str | None = None
+            self.title: list[str] | None = None
+            self.in_title = False
 
         def handle_starttag(self, tag, attrs):
+            a = {k.lower(): v or "" for k, v in attrs}
+            if tag == "meta" and (a.get("property") or a.get("name")) and "content" in a:
+                self.meta.append(((a.get("property") or a.get("name")).strip(), a["content"]))
+            elif tag == "link" and "canonical" in a.get("rel", "").lower().split() and a.get("href"):
+                self.canonical = self.canonical or a["href"].strip()
+            self.in_title = tag == "title" and self.title is None
+            if self.in_title:
+                self.title = []
             if tag in ("script", "style", "noscript", "template"):
                 self.skip += 1
             elif tag in self.BLOCK:
                 self.parts.append("\n")
 
         def handle_endtag(self, tag):
+            self.in_title = False
             if tag in ("script", "style", "noscript", "template"):
                 self.skip = max(0, self.skip - 1)
             elif tag in self.BLOCK:
@@ -96,14 +118,22 @@ def html_to_text(html: str) -> str:
         def handle_data(self, data):
             if not self.skip:
                 self.parts.append(data)
+                if self.in_title:
+                    self.title.append(data)
 
     parser = _Text()
     parser.feed(html)
     lines = [line.strip() for line in "".join(parser.parts).splitlines()]
-    return "\n".join(line for line in lines if line)
+    title = " ".join("".join(parser.title or []).split())[:200] or None
+    return "\n".join(line for line in lines if line), parser.meta, parser.canonical, title
 
 
 def pdf_to_text(data: bytes, name: str) -> str:
+    return parse_pdf(data, name)[0]
+
+
+def parse_pdf(data: bytes, name: str):
+    """(text, document information dictionary) of a PDF."""
     try:
         from pypdf import PdfReader
         from pypdf.errors import PdfReadError
@@ -115,7 +145,7 @@ def pdf_to_text(data: bytes, name: str) -> str:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise DocumentError(f"{name}: the PDF is encrypted")
-        return "\n".join(page.extract_text() or "" for page in reader.pages)
+        return "\n".join(page.extract_text() or "" for page in reader.pages), reader.metadata
     except DocumentError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -123,30 +153,55 @@ def pdf_to_text(data: bytes, name: str) -> str:
 
 
 def text_from_bytes(data: bytes, name: str) -> str:
+    return parse_bytes(data, name)[0]
+
+
+def parse_bytes(data: bytes, name: str) -> tuple[str, dict, str | None]:
+    """(text, the file's own metadata, its title or None) of a file's bytes. Front matter in .md/.txt is read
+    and taken off the text (offsets count from the body); malformed front matter is a DocumentError."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED:
         raise DocumentError(f"{name}: unsupported file type {suffix or '(none)'}; use {', '.join(sorted(SUPPORTED))}")
     if len(data) > MAX_FILE_BYTES:
         raise DocumentError(f"{name}: {len(data)} bytes is over the {MAX_FILE_BYTES} byte limit")
-    if suffix == ".pdf":
-        text = pdf_to_text(data, name)
-    else:
-        text = decode_bytes(data, name)
-        if suffix in (".html", ".htm"):
-            text = html_to_text(text)
+    meta, title = {}, None
+    try:
+        if suffix == ".pdf":
+            text, info = parse_pdf(data, name)
+            meta, title = metadata.pdf_meta(info, name)
+        else:
+            text = decode_bytes(data, name)
+            if suffix in (".html", ".htm"):
+                text, pairs, canonical, title = parse_html(text)
+                meta = metadata.html_meta(pairs, canonical, name)
+            else:
+                meta, text, title = metadata.split_front_matter(text, name)
+    except MetadataError as exc:
+        raise DocumentError(str(exc)) from None
     if not text.strip():
         raise DocumentError(f"{name}: no text in the file")
-    return text
+    return text, meta, title
 
 
-def read_document(path: Path, doc_id: str | None = None) -> Document:
+def read_document(path: Path, doc_id: str | None = None, meta: dict | None = None) -> Document:
+    """A file as a Document, its metadata from the file, then a sidecar NAME.meta.json, then `meta` (each
+    overriding the one before, key by key)."""
     path = Path(path)
     if not path.is_file():
         raise DocumentError(f"{path}: no such file")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DocumentError(f"{path.name}: {path.stat().st_size} bytes is over the {MAX_FILE_BYTES} byte limit")
-    text = text_from_bytes(path.read_bytes(), path.name)
-    return Document(doc_id or path.stem, title_of(text), text, str(path))
+    text, own, title = parse_bytes(path.read_bytes(), path.name)
+    sidecar, sidecar_title = {}, None
+    side = metadata.sidecar_of(path)
+    try:
+        if side is not None:
+            sidecar, sidecar_title = metadata.read_sidecar(side)
+        explicit = metadata.clean(meta, "given metadata")
+    except MetadataError as exc:
+        raise DocumentError(str(exc)) from None
+    return Document(doc_id or path.stem, sidecar_title or title or title_of(text), text, str(path),
+                    metadata.merge(own, sidecar, explicit))
 
 
 def iter_files(paths: list[Path]) -> list[Path]:

@@ -35,12 +35,16 @@ class HybridRetriever:
     rerank_weight: float = 1.0  # its rank's weight against the fused rank's (1.0)
     rerank_k: int = 5
 
-    def retrieve(self, question: str, k: int, mode: str = "hybrid", state=None) -> list[tuple[Chunk, float]]:
-        """Top-k chunks; pass one index state to keep a whole question on one consistent snapshot."""
+    def retrieve(self, question: str, k: int, mode: str = "hybrid", state=None,
+                 docs: set[str] | None = None) -> list[tuple[Chunk, float]]:
+        """Top-k chunks; pass one index state to keep a whole question on one consistent snapshot, and `docs`
+        (document ids, from a filter) to search only those documents' chunks."""
         state = state or self.index.state
         check_mode(mode)
+        if docs is not None and not docs:
+            return []
         if mode == "hybrid" and self.reranker is not None:
-            fused = [chunk for chunk, _ in self.retrieve(question, max(k, self.rerank_depth), "fused", state)]
+            fused = [chunk for chunk, _ in self.retrieve(question, max(k, self.rerank_depth), "fused", state, docs)]
             head = fused[: self.rerank_depth]
             logits = self.reranker.scores(question, [chunk.text for chunk in head])
             by_logit = [head[i] for i in sorted(range(len(head)), key=lambda i: -logits[i])]
@@ -49,25 +53,27 @@ class HybridRetriever:
             return reciprocal_rank_fusion([(1.0, fused), (self.rerank_weight, by_logit)], self.rerank_k)[:k]
         depth = max(k, self.candidates)
         if mode == "dense":
-            return self.index.search_dense(question, k, state)
+            return self.index.search_dense(question, k, state, docs)
         if mode == "bm25":
-            return self.index.search_lexical(question, k, state)
-        dense = self.index.search_dense(question, depth, state)
-        lexical = self.index.search_lexical(question, depth, state)
-        return self.fuse(question, dense, lexical, depth, state)[:k]
+            return self.index.search_lexical(question, k, state, docs)
+        dense = self.index.search_dense(question, depth, state, docs)
+        lexical = self.index.search_lexical(question, depth, state, docs)
+        return self.fuse(question, dense, lexical, depth, state, docs)[:k]
 
-    def fuse(self, question: str, dense, lexical, depth: int, state) -> list[tuple[Chunk, float]]:
+    def fuse(self, question: str, dense, lexical, depth: int, state, docs=None) -> list[tuple[Chunk, float]]:
         """The rankings fused (benchmarks.fusion calls this with the halves computed once, to try many settings)."""
-        return reciprocal_rank_fusion(self.rankings(question, dense, lexical, depth, state), self.rrf_k)
+        return reciprocal_rank_fusion(self.rankings(question, dense, lexical, depth, state, docs), self.rrf_k)
 
-    def rankings(self, question: str, dense, lexical, depth: int, state) -> list[tuple[float, list[Chunk]]]:
+    def rankings(self, question: str, dense, lexical, depth: int, state,
+                 docs=None) -> list[tuple[float, list[Chunk]]]:
         """(weight, chunks) for each ranking fusion adds up: dense, BM25 and, when it runs, the article stage."""
         halves = [(self.dense_weight, [chunk for chunk, _ in dense]),
                   (self.lexical_weight, [chunk for chunk, _ in lexical])]
         first = reciprocal_rank_fusion(halves, self.rrf_k)
         articles = list(dict.fromkeys(chunk.doc_id for chunk, _ in first))[: self.article_depth]
-        # when those articles are the whole index the ranking among them is the BM25 half again: skip it
-        if self.article_weight <= 0 or len(articles) >= len(state.documents):
+        # when those articles are the whole index (or filtered slice) the ranking among them is the BM25 half
+        # again: skip it
+        if self.article_weight <= 0 or len(articles) >= len(state.documents if docs is None else docs):
             return halves
         within = self.index.search_lexical_within(question, articles, depth, state)
         return halves + [(self.article_weight, [chunk for chunk, _ in within])]

@@ -20,14 +20,14 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
 from retriever.chunking import Chunk, chunk_document
-from retriever.documents import Document
+from retriever.documents import Document, DocumentError
 from retriever.embedder import Embedder
 from retriever.lexical import LexicalIndex, tokenize
 from retriever.stores.faiss_store import FaissStore
@@ -42,7 +42,8 @@ class Manifest:
     chunk_size: int
     overlap: int
     next_id: int = 0
-    documents: dict[str, dict] = field(default_factory=dict)  # id -> {title, fingerprint, source, chunk_ids}
+    # id -> {title, fingerprint, source, meta, chunk_ids}; meta (retriever.metadata) changes without re-embedding
+    documents: dict[str, dict] = field(default_factory=dict)
     version: int = FORMAT_VERSION
 
     def settings(self) -> tuple:
@@ -70,8 +71,25 @@ def _fsync_write(path: Path, data: str) -> None:
         os.fsync(f.fileno())
 
 
+# A filtered question's BM25 ranks its slice with the slice's own word statistics (what an index of just those
+# documents would do) up to this many chunks; a larger slice is ranked by the whole index's statistics, masked
+# to the slice, instead of rebuilding BM25 over most of the index for one question.
+SLICE_BM25_MAX = 20_000
+
+
+def _with_meta(old: State, changes: dict[str, dict]) -> State:
+    """The state with these documents' metadata replaced; chunks, vectors and BM25 shared, not copied."""
+    manifest = Manifest(**{**asdict(old.manifest), "documents": dict(old.manifest.documents)})
+    documents = dict(old.documents)
+    for doc_id, meta in changes.items():
+        manifest.documents[doc_id] = {**manifest.documents[doc_id], "meta": meta}
+        documents[doc_id] = replace(documents[doc_id], meta=meta)
+    return State(manifest, documents, old.chunks, old.tokens, old.store, old.lexical)
+
+
 class SnapshotSearch:
-    """Searches over one State (the live one unless given): the same for every vector store."""
+    """Searches over one State (the live one unless given): the same for every vector store. `docs` (a set of
+    document ids, from retriever.filters) limits a search to those documents' chunks, inside the search."""
 
     state: State
     embedder: Embedder
@@ -83,15 +101,48 @@ class SnapshotSearch:
     def documents(self) -> dict[str, Document]:
         return self.state.documents
 
-    def search_dense(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
+    def search_dense(self, query: str, k: int, state: State | None = None,
+                     docs: set[str] | None = None) -> list[tuple[Chunk, float]]:
         state = state or self.state
         vector = self.embedder.embed([query])[0]
-        hits = state.store.search(vector, k + self.dense_slack)
+        if docs is None:
+            hits = state.store.search(vector, k + self.dense_slack)
+        else:
+            ids = np.fromiter(self.chunk_ids(state, docs), dtype=np.int64)
+            hits = state.store.search(vector, k + self.dense_slack, chunk_ids=ids, doc_ids=sorted(docs))
         return [(state.chunks[i], s) for i, s in hits if i in state.chunks][:k]
 
-    def search_lexical(self, query: str, k: int, state: State | None = None) -> list[tuple[Chunk, float]]:
+    def search_lexical(self, query: str, k: int, state: State | None = None,
+                       docs: set[str] | None = None) -> list[tuple[Chunk, float]]:
         state = state or self.state
-        return [(state.chunks[i], s) for i, s in state.lexical.search(query, k) if i in state.chunks]
+        if docs is None:
+            hits = state.lexical.search(query, k)
+        else:
+            ids = list(self.chunk_ids(state, docs))
+            if len(ids) <= SLICE_BM25_MAX:
+                hits = self._slice_lexical(state, docs, ids).search(query, k)
+            else:
+                hits = state.lexical.search(query, k, only=np.asarray(ids, dtype=np.int64))
+        return [(state.chunks[i], s) for i, s in hits if i in state.chunks]
+
+    @staticmethod
+    def chunk_ids(state: State, docs) -> Iterator[int]:
+        for d in docs:
+            if d in state.manifest.documents:
+                yield from (i for i in state.manifest.documents[d]["chunk_ids"] if i in state.chunks)
+
+    def _slice_lexical(self, state: State, docs: set[str], ids: list[int]) -> LexicalIndex:
+        """BM25 over one slice, kept for the next questions with the same filter on the same snapshot."""
+        cache = self.__dict__.setdefault("_slices", {})
+        key = frozenset(docs)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is state:
+            return hit[1]
+        lexical = LexicalIndex.build({i: state.tokens[i] for i in ids})
+        if len(cache) >= 16:
+            cache.pop(next(iter(cache)))
+        cache[key] = (state, lexical)
+        return lexical
 
     def search_lexical_within(self, query: str, doc_ids: list[str], k: int,
                               state: State | None = None) -> list[tuple[Chunk, float]]:
@@ -136,7 +187,21 @@ class CorpusIndex(SnapshotSearch):
                 index._commit(index._build(documents, progress=progress))
             else:
                 index.state = loaded
+                index._adopt_seed_metadata(seed)
         return index
+
+    def _adopt_seed_metadata(self, seed: Callable[[], list[Document]]) -> None:
+        """An index written before documents had metadata: give its seed documents (the bundled articles)
+        the metadata their files now carry, once, without re-embedding."""
+        untouched = [i for i, m in self.state.manifest.documents.items() if "meta" not in m]
+        if not untouched:
+            return
+        try:
+            by_print = {d.fingerprint: d.meta for d in seed()}
+        except (DocumentError, OSError):  # a folder that no longer reads: they stay without metadata
+            by_print = {}
+        self._commit(_with_meta(self.state, {i: by_print.get(self.state.documents[i].fingerprint, {})
+                                             for i in untouched}))
 
     def refresh(self) -> bool:
         """Pick up a generation written by another process (e.g. `qa add` while the server runs)."""
@@ -188,6 +253,17 @@ class CorpusIndex(SnapshotSearch):
             self._commit(State(manifest, documents, chunks, tokens, store, LexicalIndex.build(tokens)))
             return present
 
+    def set_meta(self, changes: dict[str, dict]) -> list[str]:
+        """Replace documents' metadata ({id: metadata}) in one new generation: chunks and vectors are reused,
+        nothing is embedded again. Returns the ids that were there."""
+        with self._write_lock():
+            self.refresh()
+            old = self.state
+            present = [d for d in changes if d in old.documents]
+            if present:
+                self._commit(_with_meta(old, {d: changes[d] for d in present}))
+            return present
+
     def rebuild(self, progress: bool = False) -> None:
         with self._write_lock():
             self.refresh()
@@ -216,7 +292,8 @@ class CorpusIndex(SnapshotSearch):
                 chunks[cid] = chunk
                 tokens[cid] = tokenize(chunk.text)
             manifest.documents[doc.id] = {
-                "title": doc.title, "fingerprint": doc.fingerprint, "source": doc.source, "chunk_ids": ids
+                "title": doc.title, "fingerprint": doc.fingerprint, "source": doc.source, "meta": doc.meta,
+                "chunk_ids": ids,
             }
             docs[doc.id] = doc
             new_ids.extend(ids)
@@ -253,7 +330,7 @@ class CorpusIndex(SnapshotSearch):
             documents = {}
             for doc_id, meta in manifest.documents.items():
                 text = (self.root / "documents" / f"{meta['fingerprint']}.txt").read_text(encoding="utf-8")
-                documents[doc_id] = Document(doc_id, meta["title"], text, meta.get("source", ""))
+                documents[doc_id] = Document(doc_id, meta["title"], text, meta.get("source", ""), meta.get("meta", {}))
             chunks, tokens = {}, {}
             with open(folder / "chunks.jsonl", encoding="utf-8") as f:
                 for line in f:

@@ -79,12 +79,16 @@ class LexicalIndex:
         retriever.index([tokens[i] or ["\u0000"] for i in ids], show_progress=False)
         return cls(ids, retriever)
 
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int, only: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top k (chunk id, score); with `only` (chunk ids), among those chunks alone (scores of the rest
+        masked before ranking, so the best of the slice come back, not the slice's share of the top k)."""
         if not self.ids or k <= 0:
             return []
         query_tokens = [t for t in tokenize(strip_question_words(query)) if t in self.retriever.vocab_dict]
         if not query_tokens:
             return []
         scores = self.retriever.get_scores(query_tokens)
+        if only is not None:
+            scores = np.where(np.isin(np.asarray(self.ids, dtype=np.int64), only), scores, 0.0)
         top = np.argsort(-scores)[:k]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]

@@ -214,6 +214,58 @@ def check_reply(driver, reply) -> str | None:
 
 
 # the scenario --------------------------------------------------------------------------------------------------
+def test_collection_picker_and_filters(server, browser):
+    """A second collection made over the API shows up in the picker; questions go to the chosen one and the
+    source chip shows outlet and date and links the URL; a source filter keeps the answer inside it, and a
+    filter that matches nothing says so."""
+    from conftest import DOC_000
+    from tests.test_collections import FINANCE, FINANCE_Q, WHEN
+
+    url, _ = server
+    wait_ready(url)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"text": FINANCE.text, "id": FINANCE.id,
+            "metadata": {"source": "财新", "published": "2023-06-15", "url": "https://example.com/rrr"}}
+    assert httpx.post(url + "/v1/documents?collection=finance", json=body, headers=auth, timeout=120).status_code == 201
+    driver = browser
+    driver.get(url + "/")
+    wait(driver, lambda d: status(d)[0] == "ready", message="the page never said ready")
+    picker = driver.find_element(By.ID, "collection-select")
+    wait(driver, lambda d: "finance" in [o.get_attribute("value") for o in picker.find_elements(By.TAG_NAME, "option")],
+         timeout=30, message="the picker does not list the new collection")
+    from selenium.webdriver.support.ui import Select
+
+    Select(picker).select_by_value("finance")
+    wait(driver, lambda d: [li.get_attribute("data-id") for li in d.find_elements(By.CSS_SELECTOR, "#doc-list li")]
+         == [FINANCE.id], timeout=30, message="the document list did not switch collection")
+    reply = ask(driver, FINANCE_Q)
+    assert check_reply(driver, reply) == "5000亿元"
+    chip = reply.find_element(By.CSS_SELECTOR, ".chip.source")
+    assert chip.find_element(By.CSS_SELECTOR, ".outlet").text == "财新 · 2023-06-15"
+    assert reply.find_element(By.CSS_SELECTOR, "a.source-link").get_attribute("href") == "https://example.com/rrr"
+    assert open_source(driver, reply)["document"] == FINANCE.id
+    assert "财新" in driver.find_element(By.ID, "article-meta").text
+    screenshot(driver, "collection-finance.png")
+
+    Select(picker).select_by_value("default")
+    source = driver.find_element(By.ID, "filter-source")
+    source.send_keys("人民日报")
+    assert "来源：人民日报" in driver.find_element(By.ID, "scope-summary").text
+    reply = ask(driver, WHEN)
+    assert check_reply(driver, reply)
+    chips = reply.find_elements(By.CSS_SELECTOR, ".chip.source")
+    assert {c.get_attribute("data-document") for c in chips} == {DOC_000}
+    assert "人民日报 · 2023-05-31" in chips[0].text
+    source.clear()
+    source.send_keys("路透社")
+    reply = ask(driver, WHEN)
+    assert check_reply(driver, reply) is None
+    assert "筛选条件没有匹配任何文章" in reply.find_element(By.CSS_SELECTOR, ".no-match").text
+    screenshot(driver, "filter-no-match.png")
+    driver.find_element(By.ID, "filter-clear").click()
+    assert not source.get_property("value")
+
+
 def test_chat_page_end_to_end(server, browser, tmp_path):
     url, process = server
     driver = browser
@@ -379,4 +431,3 @@ def test_chat_page_end_to_end(server, browser, tmp_path):
     assert "无法连接服务器" in replies(driver)[-1].text
     assert box.get_property("value") == EASY  # the question is kept for when the server is back
     screenshot(driver, "desktop-down.png")
-

@@ -6,6 +6,7 @@ field `qa` (on the response, or on the last chunk when streaming).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -51,6 +52,18 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     top_k: int | None = Field(default=None, ge=1, le=20)  # extension: passages the reader reads
+    filters: dict[str, Any] | None = None  # extension: metadata filters, as in /v1/ask
+
+
+def collection_of(model: str | None) -> str | None:
+    """`model` picks the collection: qa-zh/NAME is collection NAME (404 when there is none); qa-zh, or any
+    other name as before collections existed, is the default one."""
+    prefix = MODEL_ID + "/"
+    if not model or not model.startswith(prefix):
+        return None
+    if not model[len(prefix):]:
+        raise ApiError(404, f"unknown model {model!r}: use {MODEL_ID!r} or '{MODEL_ID}/<collection>' (GET /v1/models)")
+    return model[len(prefix):]
 
 
 def _text(message: ChatMessage) -> str:
@@ -95,13 +108,18 @@ async def chat_completions(request: ChatRequest, service: Service = Depends(read
         question = service.pipeline.check_question(question)  # bad questions fail before any streaming
     except QuestionError as exc:
         raise ApiError(422, f"the last user message: {exc}") from exc
+    collection = collection_of(request.model)
+    model = request.model or MODEL_ID
+    # an unknown collection or a bad filter fails before any streaming too
+    await run_in_threadpool(service.check, collection, request.filters)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
+    ask = functools.partial(service.ask, question, request.top_k, history, collection, request.filters)
     if not request.stream:
-        answer = await run_in_threadpool(service.ask, question, request.top_k, history)
+        answer = await run_in_threadpool(ask)
         text = answer_text(answer)
         return {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
+            "id": completion_id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
                          "logprobs": None}],
             "usage": _usage(question, history, text),
@@ -109,14 +127,14 @@ async def chat_completions(request: ChatRequest, service: Service = Depends(read
         }
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
-        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
+        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     async def events():
         yield chunk({"role": "assistant", "content": ""})  # at once, while the reader works
         try:
-            answer = await run_in_threadpool(service.ask, question, request.top_k, history)
+            answer = await run_in_threadpool(ask)
         except Exception as exc:  # headers are sent: report in-stream, the way OpenAI does
             from api.errors import log
 
@@ -129,7 +147,7 @@ async def chat_completions(request: ChatRequest, service: Service = Depends(read
             yield chunk({"content": piece})
         yield chunk({}, "stop", qa=answer.model_dump(mode="json"))
         if request.stream_options and request.stream_options.include_usage:
-            body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
+            body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                     "choices": [], "usage": _usage(question, history, text)}
             yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
         yield "data: [DONE]\n\n"

@@ -26,6 +26,14 @@
     articleMeta: $("article-meta"),
     articleText: $("article-text"),
     articleClose: $("article-close"),
+    collection: $("collection-select"),
+    filterSource: $("filter-source"),
+    filterSince: $("filter-since"),
+    filterUntil: $("filter-until"),
+    filterTag: $("filter-tag"),
+    filterClear: $("filter-clear"),
+    sourceOptions: $("source-options"),
+    scopeSummary: $("scope-summary"),
   };
 
   const state = {
@@ -35,7 +43,8 @@
     chatting: false,
     uploading: false,
     conversation: [], // [{role, content}] of answered turns: sent as the history of the next question
-    docCache: new Map(), // id -> {id, title, text, ...}
+    docCache: new Map(), // collection + "\u0000" + id -> {id, title, text, ...}
+    collection: "default", // the collection questions, the document list and uploads go to
     articleRequest: 0,
     pollTimer: null,
   };
@@ -107,6 +116,7 @@
     renderStatus();
     if (server === "ready" && !wasReady) {
       state.docCache.clear(); // the server may have restarted over other documents
+      loadCollections();
       loadDocuments();
     }
   }
@@ -160,6 +170,81 @@
     scrollMessages();
   }
 
+  // scope: collection and filters ---------------------------------------------------------------------------
+  function inCollection(path) {
+    return state.collection === "default" ? path
+      : path + (path.includes("?") ? "&" : "?") + "collection=" + encodeURIComponent(state.collection);
+  }
+
+  function modelName() {
+    return state.collection === "default" ? "qa-zh" : "qa-zh/" + state.collection;
+  }
+
+  function filters() {
+    const f = {};
+    const source = els.filterSource.value.trim();
+    const tag = els.filterTag.value.trim();
+    if (source) f.source = source;
+    if (els.filterSince.value) f.since = els.filterSince.value;
+    if (els.filterUntil.value) f.until = els.filterUntil.value;
+    if (tag) f.tags = tag.split(/[,，、\s]+/).filter(Boolean);
+    return Object.keys(f).length ? f : null;
+  }
+
+  function renderScope() {
+    const f = filters();
+    const parts = ["文档集：" + state.collection];
+    if (f) {
+      if (f.source) parts.push("来源：" + f.source);
+      if (f.since || f.until) parts.push("日期：" + (f.since || "…") + " 至 " + (f.until || "…"));
+      if (f.tags) parts.push("标签：" + f.tags.join("、"));
+    }
+    els.scopeSummary.textContent = parts.join(" · ");
+  }
+
+  async function loadCollections() {
+    let response;
+    try {
+      response = await fetch("/v1/collections", { cache: "no-store" });
+    } catch (_) {
+      return;
+    }
+    if (!response.ok) return;
+    const names = ((await response.json()).collections || []).map((c) => c.name);
+    if (!names.includes(state.collection)) state.collection = "default";
+    els.collection.textContent = "";
+    for (const name of names) {
+      const option = el("option", null, name);
+      option.value = name;
+      els.collection.appendChild(option);
+    }
+    els.collection.value = state.collection;
+    renderScope();
+  }
+
+  function chooseCollection() {
+    state.collection = els.collection.value || "default";
+    state.conversation = []; // follow-ups do not cross collections
+    closeArticle();
+    renderScope();
+    loadDocuments();
+  }
+
+  // where and when a cited document was published: "新华社 · 2023-05-27"
+  function outletLine(item) {
+    return [item.source, item.published ? item.published.slice(0, 10) : null].filter(Boolean).join(" · ");
+  }
+
+  function sourceLink(url) {
+    if (!/^https?:\/\//i.test(url || "")) return null;
+    const link = el("a", "source-link", "↗");
+    link.href = url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    link.title = url;
+    return link;
+  }
+
   function chip(number, label, tooltip, onOpen, nearest) {
     const button = el("button", "chip" + (nearest ? " nearest" : ""));
     button.type = "button";
@@ -193,11 +278,16 @@
           }));
         button.classList.add("source");
         button.dataset.document = c.document;
+        const outlet = outletLine(c);
+        if (outlet) button.appendChild(el("span", "outlet", outlet));
         sources.appendChild(button);
+        const link = sourceLink(c.url);
+        if (link) sources.appendChild(link);
       });
       bubble.appendChild(sources);
     } else {
       line.appendChild(el("span", "not-found", "文章中没有找到答案。"));
+      if (qa.filtered_documents === 0) bubble.appendChild(el("div", "hint no-match", "筛选条件没有匹配任何文章。"));
       const passages = qa.passages || [];
       if (passages.length) {
         bubble.appendChild(el("div", "hint", "最接近的段落（其中没有这个问题的答案）："));
@@ -261,7 +351,8 @@
       response = await fetch("/v1/chat/completions", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-        body: JSON.stringify({ model: "qa-zh", stream: true, messages }),
+        body: JSON.stringify(Object.assign({ model: modelName(), stream: true, messages },
+          filters() ? { filters: filters() } : {})),
       });
     } catch (_) {
       showError(bubble, "无法连接服务器，问题没有发出。请确认 qa serve 正在运行。");
@@ -321,13 +412,14 @@
   }
 
   async function fetchDocument(id) {
-    if (state.docCache.has(id)) return state.docCache.get(id);
-    const response = await fetch("/v1/documents/" + encodeURIComponent(id), { cache: "no-store" });
+    const key = state.collection + "\u0000" + id;
+    if (state.docCache.has(key)) return state.docCache.get(key);
+    const response = await fetch(inCollection("/v1/documents/" + encodeURIComponent(id)), { cache: "no-store" });
     if (!response.ok) {
       throw new Error(response.status === 404 ? "这篇文档已经不在索引里了。" : await errorMessage(response));
     }
     const doc = await response.json();
-    state.docCache.set(id, doc);
+    state.docCache.set(key, doc);
     return doc;
   }
 
@@ -357,6 +449,8 @@
     const text = doc.text || "";
     els.articleTitle.textContent = doc.title || title || id;
     const meta = [id, text.length + " 字"];
+    const outlet = outletLine(doc.metadata || {});
+    if (outlet) meta.push(outlet);
     const box = els.articleText;
     box.textContent = "";
     let target = null;
@@ -400,7 +494,7 @@
   async function loadDocuments() {
     let response;
     try {
-      response = await fetch("/v1/documents", { cache: "no-store" });
+      response = await fetch(inCollection("/v1/documents"), { cache: "no-store" });
     } catch (_) {
       connectionLost();
       return;
@@ -410,9 +504,13 @@
       return;
     }
     const body = await response.json();
-    state.documents = body.count;
+    if (state.collection === "default") state.documents = body.count; // /ready counts the default collection
     renderStatus();
     renderDocuments(body.documents || []);
+    // the outlets of this collection, offered in the source filter
+    const outlets = [...new Set((body.documents || []).map((d) => (d.metadata || {}).source).filter(Boolean))];
+    els.sourceOptions.textContent = "";
+    outlets.sort().forEach((o) => { const option = el("option"); option.value = o; els.sourceOptions.appendChild(option); });
   }
 
   function renderDocuments(documents) {
@@ -425,7 +523,8 @@
       const open = el("button", "doc-open");
       open.type = "button";
       open.appendChild(el("span", "doc-title", doc.title || doc.id));
-      open.appendChild(el("span", "doc-meta", doc.id + " · " + doc.characters + " 字"));
+      const outlet = outletLine(doc.metadata || {});
+      open.appendChild(el("span", "doc-meta", [doc.id, outlet, doc.characters + " 字"].filter(Boolean).join(" · ")));
       open.addEventListener("click", () => openArticle(doc.id, doc.title));
       const remove = el("button", "doc-remove", "删除");
       remove.type = "button";
@@ -451,7 +550,8 @@
     button.disabled = true;
     let response;
     try {
-      response = await fetch("/v1/documents/" + encodeURIComponent(id), { method: "DELETE", headers: authHeaders() });
+      response = await fetch(inCollection("/v1/documents/" + encodeURIComponent(id)),
+        { method: "DELETE", headers: authHeaders() });
     } catch (_) {
       button.disabled = false;
       docMessage("无法连接服务器。", "error");
@@ -465,7 +565,7 @@
       docMessage("删除失败：" + await errorMessage(response), "error");
       return;
     }
-    state.docCache.delete(id);
+    state.docCache.delete(state.collection + "\u0000" + id);
     if (!els.article.hidden && els.article.dataset.document === id) closeArticle();
     docMessage("已删除《" + (title || id) + "》。", "ok");
     loadDocuments();
@@ -484,14 +584,14 @@
     renderStatus();
     docMessage("正在索引《" + file.name + "》…");
     try {
-      const response = await fetch("/v1/documents", { method: "POST", headers: authHeaders(), body: form });
+      const response = await fetch(inCollection("/v1/documents"), { method: "POST", headers: authHeaders(), body: form });
       if (!response.ok) {
         docMessage("上传失败：" + await errorMessage(response), "error");
         return;
       }
       const result = await response.json();
       if (result.added && result.added.length) {
-        result.added.forEach((id) => state.docCache.delete(id));
+        result.added.forEach((id) => state.docCache.delete(state.collection + "\u0000" + id));
         docMessage("已添加：" + result.added.join("、"), "ok");
       } else {
         docMessage("内容相同的文档已经在索引里：" + (result.skipped || []).join("、"), "ok");
@@ -529,6 +629,16 @@
     els.question.focus();
   });
   els.uploadForm.addEventListener("submit", upload);
+  els.collection.addEventListener("change", chooseCollection);
+  els.collection.addEventListener("focus", loadCollections); // collections made elsewhere show up
+  [els.filterSource, els.filterSince, els.filterUntil, els.filterTag].forEach((input) => {
+    input.addEventListener("input", renderScope);
+    input.addEventListener("change", renderScope);
+  });
+  els.filterClear.addEventListener("click", () => {
+    [els.filterSource, els.filterSince, els.filterUntil, els.filterTag].forEach((input) => { input.value = ""; });
+    renderScope();
+  });
   els.articleClose.addEventListener("click", closeArticle);
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !els.article.hidden) closeArticle();

@@ -78,10 +78,24 @@ class FaissStore:
         if ids:
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if len(self) == 0 or k <= 0:
+    def search(self, vector: np.ndarray, k: int, chunk_ids: np.ndarray | None = None,
+               doc_ids=None) -> list[tuple[int, float]]:
+        """Top k (id, score); with chunk_ids, only among those ids (FAISS's id selector, inside the search).
+        doc_ids is for stores that filter by document (Milvus); here the chunk ids say it all."""
+        if len(self) == 0 or k <= 0 or (chunk_ids is not None and len(chunk_ids) == 0):
             return []
-        scores, ids = self.index.search(np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32), min(k, len(self)))
+        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
+        if chunk_ids is None:
+            scores, ids = self.index.search(query, min(k, len(self)))
+        else:
+            import faiss
+
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(chunk_ids, dtype=np.int64))
+            if self.is_flat:
+                params = faiss.SearchParameters(sel=selector)
+            else:  # every list, so a small slice is not missed in the lists nprobe would skip (~ms: only members are scored)
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=faiss.extract_index_ivf(self.index).nlist)
+            scores, ids = self.index.search(query, min(k, len(chunk_ids), len(self)), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
     def copy(self) -> "FaissStore":

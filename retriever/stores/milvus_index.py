@@ -7,6 +7,8 @@ Collections (prefix "qa" by default, one prefix per corpus):
     qa_meta               one row "live": format, model, dimension, chunking, the live chunk collection and a
                           random token that every write replaces
     qa_documents          original text (in parts of PART_CHARS), title, fingerprint, source; no real vector
+    qa_metadata           one row per document: its metadata as JSON (outlet, date, tags…), replaced in
+                          place by a metadata change (one upsert, then the token): nothing is embedded again
     qa_chunks_g000001     one row per chunk: the vector, document id, text, offsets, sentence ids, BM25 tokens
 
 Several API workers share one store. Each keeps an in-memory snapshot (State: documents, chunks, BM25) like
@@ -49,13 +51,14 @@ import secrets
 import threading
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from retriever.chunking import Chunk, chunk_document
-from retriever.documents import Document
+from retriever.documents import Document, DocumentError
 from retriever.embedder import Embedder
 from retriever.index import IndexError_, Manifest, SnapshotSearch, State
 from retriever.lexical import LexicalIndex, tokenize
@@ -78,6 +81,11 @@ logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_NoMvccWa
 
 class MilvusStoreError(IndexError_):
     """The Milvus store cannot be used: unreachable, locked, or holding vectors of another dimension."""
+
+
+def _strings(values) -> str:
+    """A list of strings as a Milvus expression literal (milvus-lite has no filter templates)."""
+    return json.dumps(list(values), ensure_ascii=False)
 
 
 def is_milvus_uri(store: str) -> bool:
@@ -105,6 +113,20 @@ def connect(uri: str, timeout: float = CONNECT_TIMEOUT):
         raise MilvusStoreError(f"cannot reach the Milvus store at {uri}: {exc}{hint}") from exc
 
 
+def keyed_schema(client, fields: list[tuple]) -> dict:
+    """create_collection arguments for a table of rows by key (fields: (name, DataType, params)), with the
+    2-d dummy vector Milvus wants in every collection."""
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False)
+    for field, dtype, params in fields:
+        schema.add_field(field, dtype, **params)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    return {"schema": schema, "index_params": index, "consistency_level": "Strong"}
+
+
 class MilvusVectors:
     """The `store` of a snapshot: one chunk collection, searched by inner product."""
 
@@ -117,13 +139,16 @@ class MilvusVectors:
     def describe(self) -> str:
         return f"Milvus {self.index_type} ({self.collection}), {self.count} vectors"
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if self.count == 0 or k <= 0:
+    def search(self, vector: np.ndarray, k: int, chunk_ids=None, doc_ids: list[str] | None = None) -> list[tuple[int, float]]:
+        """Top k (id, score); with doc_ids, only those documents' chunks (a scalar filter expression on
+        doc_id, applied by Milvus inside the search)."""
+        if self.count == 0 or k <= 0 or (doc_ids is not None and not doc_ids):
             return []
         params = {"metric_type": "IP", "params": {"ef": max(64, k)} if self.index_type == "HNSW" else {}}
+        where = {} if doc_ids is None else {"filter": f"doc_id in {_strings(doc_ids)}"}
         try:
             hits = self.client.search(self.collection, data=[np.asarray(vector, dtype=np.float32).tolist()],
-                                      anns_field="vector", limit=min(k, 16384), search_params=params)
+                                      anns_field="vector", limit=min(k, 16384), search_params=params, **where)
         except Exception as exc:
             raise MilvusStoreError(f"Milvus search in {self.collection} failed: {exc}") from exc
         return [(int(h["id"]), float(h["distance"])) for h in hits[0]]
@@ -157,6 +182,10 @@ class MilvusCorpusIndex(SnapshotSearch):
     def documents_collection(self) -> str:
         return f"{self.prefix}_documents"
 
+    @property
+    def metadata_collection(self) -> str:
+        return f"{self.prefix}_metadata"
+
     # ---------------------------------------------------------------- opening
     @classmethod
     def open(
@@ -168,9 +197,10 @@ class MilvusCorpusIndex(SnapshotSearch):
         overlap: int = 60,
         progress: bool = False,
         prefix: str = "qa",
+        client=None,
     ) -> "MilvusCorpusIndex":
         """Load the live snapshot; create and seed an empty store; rebuild when model or chunking changed."""
-        index = cls(uri, embedder, chunk_size, overlap, prefix)
+        index = cls(uri, embedder, chunk_size, overlap, prefix, client)
         with index._lock:
             meta = index._read_meta()
             wanted = index._settings()
@@ -183,12 +213,23 @@ class MilvusCorpusIndex(SnapshotSearch):
                         f"the store at {uri} holds {meta['dim']}-d vectors of {meta['model']}, but this "
                         f"{embedder.name} gives {embedder.dim}-d vectors: a misconfigured model? (not rebuilding)")
                 index._check_dimension(meta)
+                index._create_base_collections()
                 documents = index._load_documents()
                 index._build(list(documents.values()), progress, previous=meta)
             else:
                 index._check_dimension(meta)
+                if index._create_base_collections():  # a store from before metadata: the seed's, once
+                    index._adopt_seed_metadata(seed)
                 index._load(meta)
         return index
+
+    def _adopt_seed_metadata(self, seed: Callable[[], list[Document]]) -> None:
+        try:
+            by_print = {d.fingerprint: d.meta for d in seed()}
+        except (DocumentError, OSError):
+            return
+        stored = self._load_documents()
+        self._put_metadata({i: by_print[d.fingerprint] for i, d in stored.items() if by_print.get(d.fingerprint)})
 
     def refresh(self) -> bool:
         """Pick up writes of other processes: one meta lookup, a reload only when its token changed."""
@@ -218,6 +259,7 @@ class MilvusCorpusIndex(SnapshotSearch):
                 fresh.append(doc)
             if fresh:
                 chunks, tokens = self._insert(state.store.collection, fresh, progress)
+                self._put_metadata({d.id: d.meta for d in fresh})
                 self._put_documents(fresh)
                 new = self._derive(state, {**state.chunks, **chunks}, {**state.tokens, **tokens},
                                    {**state.documents, **{d.id: d for d in fresh}})
@@ -236,12 +278,42 @@ class MilvusCorpusIndex(SnapshotSearch):
             self._call("delete", self.documents_collection, filter=f"doc_id in {json.dumps(present)}")
             for b in range(0, len(gone), BATCH):
                 self._call("delete", state.store.collection, ids=gone[b : b + BATCH])
+            self._call("delete", self.metadata_collection, filter=f"key in {_strings(present)}")
             gone_set, present_set = set(gone), set(present)
             new = self._derive(state, {i: c for i, c in state.chunks.items() if i not in gone_set},
                                {i: t for i, t in state.tokens.items() if i not in gone_set},
                                {i: d for i, d in state.documents.items() if i not in present_set})
             self._publish(new)
             return present
+
+    def set_meta(self, changes: dict[str, dict]) -> list[str]:
+        """Replace documents' metadata ({id: metadata}): one upsert of their metadata rows, then the token;
+        chunks and vectors stay. Returns the ids that were there."""
+        with self._lock:
+            self.refresh()
+            state = self.state
+            present = {d: changes[d] for d in changes if d in state.documents}
+            if present:
+                self._put_metadata(present)
+                documents = {**state.documents, **{d: replace(state.documents[d], meta=m) for d, m in present.items()}}
+                self._publish(self._derive(state, state.chunks, state.tokens, documents))
+            return list(present)
+
+    def drop(self) -> None:
+        """Drop every Milvus collection of this corpus, the meta row's collection first (without it the corpus
+        is gone for every reader at once; a crash later leaves only leftovers, which drop_leftovers clears)."""
+        with self._lock:
+            self.drop_leftovers(self.client, self.prefix, self.uri)
+
+    @staticmethod
+    def drop_leftovers(client, prefix: str, uri: str = "") -> None:
+        """Drop the collections named prefix_*, the meta one first."""
+        try:
+            names = [n for n in client.list_collections() if n.startswith(prefix + "_")]
+            for name in sorted(names, key=lambda n: n != f"{prefix}_meta"):
+                client.drop_collection(name)
+        except Exception as exc:
+            raise MilvusStoreError(f"dropping {prefix} at {uri} failed: {exc}") from exc
 
     def rebuild(self, progress: bool = False) -> None:
         """Re-embed every stored document into a new chunk collection (after a model or chunking change)."""
@@ -261,9 +333,11 @@ class MilvusCorpusIndex(SnapshotSearch):
         except Exception as exc:
             raise MilvusStoreError(f"Milvus {method} on {self.uri} failed: {exc}") from exc
 
-    def _create_base_collections(self) -> None:
+    def _create_base_collections(self) -> bool:
+        """Create the meta, documents and metadata collections that are missing; True when the metadata one was."""
         from pymilvus import DataType
 
+        created = False
         for name, fields in (
             (self.meta_collection, [("key", DataType.VARCHAR, {"max_length": 64, "is_primary": True}),
                                     ("value", DataType.VARCHAR, {"max_length": 65535})]),
@@ -274,16 +348,14 @@ class MilvusCorpusIndex(SnapshotSearch):
                                          ("fingerprint", DataType.VARCHAR, {"max_length": 64}),
                                          ("source", DataType.VARCHAR, {"max_length": 8192}),
                                          ("text", DataType.VARCHAR, {"max_length": 65535})]),
+            (self.metadata_collection, [("key", DataType.VARCHAR, {"max_length": 1024, "is_primary": True}),
+                                        ("value", DataType.VARCHAR, {"max_length": 65535})]),
         ):
             if self._call("has_collection", name):
                 continue
-            schema = self.client.create_schema(auto_id=False)
-            for field, dtype, params in fields:
-                schema.add_field(field, dtype, **params)
-            schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
-            index = self.client.prepare_index_params()
-            index.add_index("v", index_type="FLAT", metric_type="L2")
-            self._call("create_collection", name, schema=schema, index_params=index, consistency_level="Strong")
+            created = created or name == self.metadata_collection
+            self._call("create_collection", name, **keyed_schema(self.client, fields))
+        return created
 
     def _create_chunk_collection(self, name: str) -> None:
         from pymilvus import DataType
@@ -342,13 +414,16 @@ class MilvusCorpusIndex(SnapshotSearch):
 
     def _load_documents(self) -> dict[str, Document]:
         self._ensure_loaded(self.documents_collection)
+        self._ensure_loaded(self.metadata_collection)
+        metas = {r["key"]: json.loads(r["value"]) for r in self._scan(self.metadata_collection, ["key", "value"])}
         parts: dict[str, list[dict]] = defaultdict(list)
         for row in self._scan(self.documents_collection, ["doc_id", "part", "title", "fingerprint", "source", "text"]):
             parts[row["doc_id"]].append(row)
         documents = {}
         for doc_id, rows in parts.items():
             rows.sort(key=lambda r: r["part"])
-            doc = Document(doc_id, rows[0]["title"], "".join(r["text"] for r in rows), rows[0]["source"])
+            doc = Document(doc_id, rows[0]["title"], "".join(r["text"] for r in rows), rows[0]["source"],
+                           metas.get(doc_id, {}))
             if doc.fingerprint == rows[0]["fingerprint"]:  # all parts there (not mid-write)
                 documents[doc_id] = doc
         return documents
@@ -379,7 +454,8 @@ class MilvusCorpusIndex(SnapshotSearch):
         manifest = Manifest(old.manifest.model, old.manifest.dim, old.manifest.chunk_size, old.manifest.overlap,
                             next_id=max(chunks, default=-1) + 1)
         manifest.documents = {
-            i: {"title": d.title, "fingerprint": d.fingerprint, "source": d.source, "chunk_ids": by_doc.get(i, [])}
+            i: {"title": d.title, "fingerprint": d.fingerprint, "source": d.source, "meta": d.meta,
+                "chunk_ids": by_doc.get(i, [])}
             for i, d in sorted(documents.items())
         }
         s = old.store
@@ -419,6 +495,11 @@ class MilvusCorpusIndex(SnapshotSearch):
         for b in range(0, len(rows), BATCH):
             self._call("upsert", self.documents_collection, rows[b : b + BATCH])
 
+    def _put_metadata(self, metas: dict[str, dict]) -> None:
+        rows = [{"key": i, "value": json.dumps(m, ensure_ascii=False), "v": [0.0, 0.0]} for i, m in metas.items()]
+        for b in range(0, len(rows), BATCH):
+            self._call("upsert", self.metadata_collection, rows[b : b + BATCH])
+
     def _write_meta(self, meta: dict) -> None:
         self._call("upsert", self.meta_collection,
                    [{"key": "live", "value": json.dumps(meta, ensure_ascii=False), "v": [0.0, 0.0]}])
@@ -451,10 +532,12 @@ class MilvusCorpusIndex(SnapshotSearch):
         self._ensure_loaded(name)
         chunks, tokens = self._insert(name, unique, progress) if unique else ({}, {})
         stored = self._load_documents()
+        self._put_metadata({d.id: d.meta for d in unique if stored.get(d.id) != d})
         self._put_documents([d for d in unique if stored.get(d.id) != d])
         stale = [d for d in stored if d not in ids]
         if stale:
             self._call("delete", self.documents_collection, filter=f"doc_id in {json.dumps(stale)}")
+            self._call("delete", self.metadata_collection, filter=f"key in {_strings(stale)}")
         meta = {"format": FORMAT_VERSION, "model": self.embedder.name, "dim": self.embedder.dim,
                 "chunk_size": self.chunk_size, "overlap": self.overlap, "chunks": name,
                 "index_type": self.index_type, "token": secrets.token_hex(8), "updated": time.time()}
