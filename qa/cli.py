@@ -494,8 +494,9 @@ def read_cmd(
     json_flag: bool = typer.Option(True, "--json", help="JSON Lines out (the only format)"),
 ):
     """The reader alone: {"question","context"} lines in, {"answer","score","confidence","start","end"} lines out."""
-    from qa.models import model_for, resolve_model_path
+    from qa.models import model_for
     from qa.reader import Reader
+    from retriever.local_models import resolve_model_path
 
     reader = Reader.load(resolve_model_path(model_for("reader")))
     stream = sys.stdin if source == "-" else open(source, encoding="utf-8")

@@ -59,9 +59,9 @@ def _pronoun(question: str) -> tuple[str, str, int] | None:
 def _tokens(text: str):
     import jieba.posseg as pseg
 
-    from retriever.lexical import _jieba
+    from retriever.text import load_jieba
 
-    _jieba()
+    load_jieba()
     return pseg.lcut(text)
 
 

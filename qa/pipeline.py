@@ -1,4 +1,4 @@
-"""The whole flow on one screen: question -> (follow-up rewrite) -> hybrid retrieval -> reader -> cited Answer.
+"""The whole flow on one screen: question -> (follow-up rewrite) -> retrieve -> read -> shape -> check -> cited Answer.
 
     from qa import QAPipeline
     qa = QAPipeline()                      # bundled articles, models from models.txt
@@ -12,9 +12,11 @@ from collections import OrderedDict
 import unicodedata
 from pathlib import Path
 
+from qa.answer_shape import CANDIDATES, shape
 from qa.followup import standalone_question
-from qa.models import model_for, optional_model_for, resolve_model_path, runtime_for
-from qa.reader import Reader, counted_far_from, names_far_from, not_given
+from qa.models import model_for, optional_model_for, runtime_for
+from qa.reader import Reader
+from qa.refusal import about_something_else, not_given
 from qa.settings import Settings
 from qa.types import Answer, Citation, CollectionInfo, DocumentInfo, Metadata, Passage
 from retriever import metadata
@@ -25,7 +27,8 @@ from retriever.factory import open_index
 from retriever.filters import matching
 from retriever.hybrid import HybridRetriever, check_mode
 from retriever.normalize import normalize
-from retriever.script import to_simplified
+from retriever.local_models import resolve_model_path
+from retriever.text import to_simplified
 
 
 def build_retriever(index, settings: Settings) -> HybridRetriever:
@@ -103,9 +106,11 @@ class QAPipeline:
         passages = [self._passage(state.documents[chunk.doc_id], chunk, score) for chunk, score in hits]
         # the reader was trained on Simplified text; the conversion keeps offsets, the answer quotes the original
         simplified = to_simplified(searched)
-        span = self.reader.best(simplified, [to_simplified(chunk.text) for chunk, _ in hits])
+        texts = [to_simplified(chunk.text) for chunk, _ in hits]
+        spans = self.reader.read(simplified, texts, n_best=CANDIDATES)  # read: the model's n-best spans
+        span = shape(simplified, spans, texts, self.reader.type_slack)  # shape: the one that answers what is asked
         located = self._locate(span, hits, state) if span else None
-        not_given = self._not_given(simplified, span, located, hits, state)
+        not_given = self._not_given(simplified, span, located, hits, state)  # check: do the articles say it?
         if span is None or span.margin < self.reader.no_answer_threshold or not_given:
             # refused: the closest passages still go back, with how sure the reader is that they answer (none
             # when the articles do not give what is asked)
@@ -135,7 +140,7 @@ class QAPipeline:
 
     @staticmethod
     def _not_given(question: str, span, located, hits, state) -> bool:
-        """The articles read from don't say (qa.reader.not_given, on whole articles: a passage may not repeat
+        """The articles read from don't say (qa.refusal.not_given, on whole articles: a passage may not repeat
         its article's year), or the span stands far from every mention of a name the question is about, or a "多少"
         answer counts something else than what is asked."""
         articles = [simplified_text(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
@@ -144,8 +149,7 @@ class QAPipeline:
         if span is None:
             return False
         _, doc, start, end = located
-        text = simplified_text(doc.text)
-        return bool(names_far_from(question, text, start, end) or counted_far_from(question, text, start, end))
+        return about_something_else(question, simplified_text(doc.text), start, end)
 
     # collections ---------------------------------------------------------------------------------------
     @property

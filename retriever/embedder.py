@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.models import quiet_transformers, resolve_model_path
-from qa.reader import lower_ascii
-from retriever.script import to_simplified
+from retriever.local_models import quiet_transformers, resolve_model_path
+from retriever.text import lower_ascii, to_simplified
 
 
 def model_input(text: str) -> str:
@@ -109,7 +108,7 @@ class Embedder:
         self.onnx = None
         self.name = name
         if runtime == "onnx-int8":
-            from qa.onnx_runtime import OnnxEncoder, int8_model
+            from retriever.onnx_runtime import OnnxEncoder, int8_model
 
             cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
             self.onnx = OnnxEncoder(int8_model(path, "encoder", cache_root), self.model.tokenizer,

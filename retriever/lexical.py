@@ -6,25 +6,14 @@ is lowercased and Traditional characters are mapped to Simplified (OpenCC t2s) s
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import unicodedata
 
 import numpy as np
 
-from qa.reader import lower_ascii
 from retriever.normalize import is_cjk_letter
-from retriever.script import to_simplified
-
-
-@functools.lru_cache(maxsize=1)
-def _jieba():
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
+from retriever.text import load_jieba, lower_ascii, to_simplified
 
 
 def _is_word(token: str) -> bool:
@@ -33,7 +22,7 @@ def _is_word(token: str) -> bool:
 
 def tokenize(text: str) -> list[str]:
     text = to_simplified(lower_ascii(text))
-    words = [w for w in _jieba().lcut_for_search(text) if _is_word(w)]
+    words = [w for w in load_jieba().lcut_for_search(text) if _is_word(w)]
     bigrams = []
     run = ""
     for ch in text + " ":

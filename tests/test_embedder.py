@@ -11,7 +11,7 @@ def test_vectors_match_sentence_transformers(embedder):
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from qa.models import resolve_model_path
+    from retriever.local_models import resolve_model_path
 
     assert isinstance(embedder.model, MeanPoolingEncoder) and embedder.dim == 512
     texts = ["邓鸿森担任什么职务？", "量子计算云平台 Quafu 最多可同时操控 136 个量子比特。", "中" * 800, "论坛"]

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from qa.models import model_for, resolve_model_path
+from qa.models import model_for
 from qa.reader import Reader
+from retriever.local_models import resolve_model_path
 from retriever.embedder import Embedder
 from tests.conftest import DOC_002, original
 

@@ -1,8 +1,18 @@
-"""Span decoding over start/end logits (no model needed)."""
+"""Span decoding over start/end logits, the answer-shape rules and the refusal checks (no model needed)."""
 
 import numpy as np
 
-from qa.reader import _trim, best_spans_in_window, lower_ascii
+from qa.answer_shape import shape, trim
+from qa.reader import Span, best_spans_in_window
+from qa.refusal import not_given
+from retriever.text import lower_ascii
+
+
+def answer(question, spans, passages, type_slack=0.0, threshold=0.0):
+    """What the pipeline makes of the reader's spans: the shaped span, or None when it does not clear the
+    threshold or the passages do not give what is asked."""
+    span = shape(question, spans, passages, type_slack)
+    return None if span is None or span.margin < threshold or not_given(question, span, passages) else span
 
 
 def test_best_span_respects_order_mask_and_length():
@@ -22,10 +32,10 @@ def test_best_span_respects_order_mask_and_length():
 
 def test_trim_drops_dangling_punctuation_but_keeps_balanced_quotes():
     text = "，“开放合作·共享未来”主题。"
-    assert text[slice(*_trim(text, 0, 12))] == "“开放合作·共享未来”"
-    assert text[slice(*_trim(text, 1, 11))] == "开放合作·共享未来"  # lone opening quote dropped
-    assert text[slice(*_trim(text, 2, 15))] == "开放合作·共享未来”主题"  # a closing quote with no opener is inside the text
-    assert text[slice(*_trim(text, 12, 15))] == "主题"
+    assert text[slice(*trim(text, 0, 12))] == "“开放合作·共享未来”"
+    assert text[slice(*trim(text, 1, 11))] == "开放合作·共享未来"  # lone opening quote dropped
+    assert text[slice(*trim(text, 2, 15))] == "开放合作·共享未来”主题"  # a closing quote with no opener is inside the text
+    assert text[slice(*trim(text, 12, 15))] == "主题"
 
 
 def test_ascii_lowercasing_keeps_length():
@@ -34,43 +44,34 @@ def test_ascii_lowercasing_keeps_length():
 
 
 def test_number_questions_prefer_a_numeral_span_within_the_slack():
-    from qa.reader import Reader, Span, asks_for_number
+    from qa.asked import asks_for_number
 
     assert asks_for_number("中关村论坛是哪一年诞生的？") and asks_for_number("来自多少个国家和地区？")
     assert not asks_for_number("西湖大学校长是谁？")
 
-    class Fixed(Reader):
-        def read(self, question, passages, n_best=5):
-            return [Span(0, 0, 2, "论坛", 9.0, 5.0), Span(0, 3, 8, "2007年", 8.0, 4.0),
-                    Span(0, 9, 11, "中国", 7.0, 3.0)][:n_best]
-
-    reader = Fixed(model=None, tokenizer=None, type_slack=2.0)
-    chosen = reader.answer("哪一年诞生的？", ["论坛于2007年诞生"])
+    spans = [Span(0, 0, 2, "论坛", 9.0, 5.0), Span(0, 3, 8, "2007年", 8.0, 4.0), Span(0, 9, 11, "中国", 7.0, 3.0)]
+    passages = ["论坛于2007年诞生"]
+    chosen = answer("哪一年诞生的？", spans, passages, type_slack=2.0)
     assert chosen.text == "2007年" and chosen.margin == 5.0  # the best margin decides whether to answer
-    assert reader.answer("2007年诞生的是什么？", ["论坛于2007年诞生"]).text == "论坛"  # not a number question
-    assert reader.answer("诞生了多少？", ["论坛于2007年诞生"]).text == "2007年"  # a number, no unit named
-    reader.type_slack = 0.5
-    assert reader.answer("诞生了多少？", ["论坛于2007年诞生"]).text == "论坛"  # the numeral span scores too far below
-    assert reader.answer("哪一年诞生的？", ["论坛于2007年诞生"]) is None  # and "论坛" is not a year: no answer
-    reader.no_answer_threshold = 6.0
-    assert reader.answer("哪一年诞生的？", ["论坛于2007年诞生"]) is None
+    assert answer("2007年诞生的是什么？", spans, passages, 2.0).text == "论坛"  # not a number question
+    assert answer("诞生了多少？", spans, passages, 2.0).text == "2007年"  # a number, no unit named
+    assert answer("诞生了多少？", spans, passages, 0.5).text == "论坛"  # the numeral span scores too far below
+    assert answer("哪一年诞生的？", spans, passages, 0.5) is None  # and "论坛" is not a year: no answer
+    assert answer("哪一年诞生的？", spans, passages, 2.0, threshold=6.0) is None
 
 
 def test_a_span_that_only_repeats_the_question_gives_way_to_the_next_best():
-    from qa.reader import Reader, Span, echoes_question
+    from qa.answer_shape import echoes_question
 
     assert echoes_question("几年前，“共享未来”的理念处于什么状况？", "几年")
     assert not echoes_question("几年前，“共享未来”的理念处于什么状况？", "难以产生共鸣")
     assert not echoes_question("施肥是内部还是外部？", "外部")  # either-or: the answer is in the question
 
-    class Fixed(Reader):
-        def read(self, question, passages, n_best=5):
-            return [Span(0, 0, 2, "几年", 9.0, 5.0), Span(0, 10, 16, "难以产生共鸣", 8.0, 4.0)][:n_best]
-
-    reader = Fixed(model=None, tokenizer=None)
-    chosen = reader.answer("几年前，这一理念处于什么状况？", ["几年前，这一理念还难以产生共鸣"])
+    spans = [Span(0, 0, 2, "几年", 9.0, 5.0), Span(0, 10, 16, "难以产生共鸣", 8.0, 4.0)]
+    passages = ["几年前，这一理念还难以产生共鸣"]
+    chosen = answer("几年前，这一理念处于什么状况？", spans, passages)
     assert chosen.text == "难以产生共鸣" and chosen.margin == 5.0  # the best margin decides whether to answer
-    assert reader.answer("这一理念在何种情况下难以产生共鸣？", ["几年前，这一理念还难以产生共鸣"]).text == "几年"  # no echo
+    assert answer("这一理念在何种情况下难以产生共鸣？", spans, passages).text == "几年"  # no echo
 
 
 def test_confidence_is_a_probability_that_rises_with_the_margin():
@@ -103,7 +104,7 @@ def test_calibration_fit_matches_the_rate_of_right_answers():
 
 def widen(text, part):
     """The span whole_units makes of the first occurrence of part in text."""
-    from qa.reader import whole_units
+    from qa.answer_shape import whole_units
 
     start = text.index(part)
     s, e = whole_units(text, start, start + len(part))
@@ -175,17 +176,18 @@ def test_spans_never_cross_a_sentence_end():
 
 
 def test_token_segments_count_the_breaks_before_each_token():
-    from qa.reader import _CLAUSE_END, token_segments
+    from qa.answer_shape import CLAUSE_END
+    from qa.reader import token_segments
 
     text = "共1,000人，约650家。"
     offsets = np.array([[i, i + 1] for i in range(len(text))])
-    segments = token_segments(text, offsets, _CLAUSE_END)
+    segments = token_segments(text, offsets, CLAUSE_END)
     assert list(segments[: text.index("，") + 1]) == [0] * (text.index("，") + 1)  # "1,000" and its comma: one
     assert segments[text.index("约")] == 1 and segments[-1] == 1  # the 。 belongs to the clause it ends
 
 
 def test_a_figure_the_passages_never_mention_means_no_answer():
-    from qa.reader import Reader, Span, missing_numbers
+    from qa.refusal import missing_numbers
 
     passages = ["2023中关村论坛于5月25日至30日举办，增长12.5%，第6届大赛"]
     assert missing_numbers("2024年中关村论坛在什么时候举办？", passages) == ["2024"]
@@ -196,17 +198,13 @@ def test_a_figure_the_passages_never_mention_means_no_answer():
     assert missing_numbers("第五届大赛的冠军是谁？", ["第六届大赛于去年启动"]) == ["第五届"]
     assert missing_numbers("第六届大赛的主题是什么？", ["第六届大赛于去年启动"]) == []
 
-    class Fixed(Reader):
-        def read(self, question, passages, n_best=5):
-            return [Span(0, 11, 20, "5月25日至30日", 9.0, 5.0)]
-
-    reader = Fixed(model=None, tokenizer=None, no_answer_threshold=0.0)
-    assert reader.answer("2023中关村论坛在什么时候举办？", passages).text == "5月25日至30日"
-    assert reader.answer("2024年中关村论坛在什么时候举办？", passages) is None
+    spans = [Span(0, 11, 20, "5月25日至30日", 9.0, 5.0)]
+    assert answer("2023中关村论坛在什么时候举办？", spans, passages).text == "5月25日至30日"
+    assert answer("2024年中关村论坛在什么时候举办？", spans, passages) is None
 
 
 def test_answer_type_from_the_question():
-    from qa.reader import answer_type
+    from qa.asked import answer_type
 
     foundation = answer_type("比尔·盖茨是哪个基金会的联席主席？")
     assert foundation("比尔及梅琳达·盖茨基金会") and not foundation("比尔及梅琳达") and not foundation("基金会")
@@ -218,7 +216,7 @@ def test_answer_type_from_the_question():
 
 
 def test_a_figure_in_another_unit_than_the_one_asked_for_does_not_answer():
-    from qa.reader import answer_type, fits_asked_unit
+    from qa.asked import answer_type, fits_asked_unit
 
     assert not fits_asked_unit("展览期间累计接待了多少人次观众？", "约650家")
     assert fits_asked_unit("展览期间累计接待了多少人次观众？", "超过10万人次")
@@ -241,7 +239,8 @@ def test_a_figure_in_another_unit_than_the_one_asked_for_does_not_answer():
 
 
 def test_a_quantity_question_is_answered_by_the_quantity_in_its_unit():
-    from qa.reader import Reader, Span, asked_quantity, fits_asked_unit
+    from qa.answer_shape import asked_quantity
+    from qa.asked import fits_asked_unit
 
     def quantity(question, text):
         found = asked_quantity(question, text)
@@ -255,16 +254,13 @@ def test_a_quantity_question_is_answered_by_the_quantity_in_its_unit():
     assert not fits_asked_unit("经典计算机要花多长时间？", "量子计算机")
     assert not fits_asked_unit("签约金额是多少？", "175家")
 
-    class Fixed(Reader):
-        def read(self, question, passages, n_best=5):
-            return [Span(0, 3, 17, "50余家科幻领域企业的60项", 9.0, 5.0)]
-
-    span = Fixed(model=None, tokenizer=None).best("展出了多少项新技术？", ["科幻展50余家科幻领域企业的60项新技术"])
+    spans = [Span(0, 3, 17, "50余家科幻领域企业的60项", 9.0, 5.0)]
+    span = shape("展出了多少项新技术？", spans, ["科幻展50余家科幻领域企业的60项新技术"])
     assert (span.text, span.start, span.end, span.margin) == ("60项", 14, 17, 5.0)
 
 
 def test_a_who_question_is_answered_by_the_name_without_the_titles_before_it():
-    from qa.reader import asked_name
+    from qa.answer_shape import asked_name
 
     def name(question, text):
         found = asked_name(question, text)
@@ -278,7 +274,7 @@ def test_a_who_question_is_answered_by_the_name_without_the_titles_before_it():
 
 
 def test_an_item_of_a_list_is_widened_to_the_whole_list():
-    from qa.reader import whole_list
+    from qa.answer_shape import whole_list
 
     def widen_list(text, part):
         start = text.index(part)
@@ -297,7 +293,7 @@ def test_an_item_of_a_list_is_widened_to_the_whole_list():
 
 
 def test_an_answer_far_from_every_mention_of_the_person_asked_about_is_about_something_else():
-    from qa.reader import names_far_from, question_names
+    from qa.refusal import names_far_from, question_names
 
     assert "李彦宏" in question_names("李彦宏在论坛上展示了哪款大模型产品？")
     text = "李彦宏发表演讲。" + "论坛还举办了多场活动。" * 30 + "技术交易额创新高。"
@@ -309,7 +305,7 @@ def test_an_answer_far_from_every_mention_of_the_person_asked_about_is_about_som
 
 
 def test_a_how_many_answer_must_count_what_is_asked():
-    from qa.reader import counted_far_from
+    from qa.refusal import counted_far_from
 
     text = "平台最多可同时操控 136 个量子比特，是国内规模最大的云平台。平台注册用户已有\n上万名。"
     qubits = text.index("136")
@@ -325,7 +321,7 @@ def test_a_how_many_answer_must_count_what_is_asked():
 
 
 def test_a_question_about_nothing_in_the_articles_is_off_topic():
-    from qa.reader import off_topic
+    from qa.refusal import off_topic
 
     articles = ["2023中关村论坛于5月25日至30日在北京举办，量子计算云平台Quafu亮相。"]
     assert off_topic("火星表面的平均温度是多少摄氏度？", articles)

@@ -9,7 +9,8 @@ import dataclasses
 import pytest
 import torch
 
-from qa.models import optional_model_for, resolve_model_path
+from qa.models import optional_model_for
+from retriever.local_models import resolve_model_path
 from retriever.rerank import Reranker
 
 

@@ -151,9 +151,9 @@ def main(argv=None):
 
     from sentence_transformers import SentenceTransformer, losses
 
-    from qa.models import resolve_model_path
     from qa.training.loop import optimizer_and_schedule, report_progress, update
     from retriever.embedder import model_input
+    from retriever.local_models import resolve_model_path
 
     triples = retrieval_triples(examples, seed=args.seed, mined=args.mined)
     triples = [tuple(model_input(t) for t in triple) for triple in triples]  # as the index will feed the model

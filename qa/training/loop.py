@@ -37,9 +37,9 @@ def begin(parser: argparse.ArgumentParser, argv, ship, **defaults):
         parser.error("--data and --out are needed to train")
     import torch
 
-    from qa.models import quiet_transformers
     from qa.training.data import load_all
     from qa.training.embedder import synthetic_examples
+    from retriever.local_models import quiet_transformers
 
     quiet_transformers()
     torch.manual_seed(args.seed)

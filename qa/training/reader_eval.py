@@ -23,11 +23,12 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from qa.models import model_for, resolve_model_path, runtime_for
+    from qa.models import model_for, runtime_for
     from qa.reader import Reader
     from qa.settings import Settings
     from qa.training.data import load_all
     from qa.training.train import evaluate
+    from retriever.local_models import resolve_model_path
 
     reader = Reader.load(resolve_model_path(args.model or model_for("reader")), args.runtime or runtime_for("reader"),
                          Settings().home)

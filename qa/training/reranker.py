@@ -47,9 +47,9 @@ def main(argv=None):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from qa.models import resolve_model_path
     from qa.training.embedder import retrieval_groups
     from qa.training.loop import optimizer_and_schedule, report_progress, update
+    from retriever.local_models import resolve_model_path
     from retriever.embedder import model_input
 
     groups = [tuple(model_input(t) for t in g) for g in retrieval_groups(examples, seed=args.seed)]

@@ -2,7 +2,7 @@
 
     python -m qa.training.ship runs/reader-v1/best --out qa/weights/reader
 
-The threshold and the answer-type slack (see qa.reader.Reader.best) are chosen end to end (retrieval + reader)
+The threshold and the answer-type slack (see qa.answer_shape.shape) are chosen end to end (retrieval + reader)
 on the tune half of tests/data/dev_questions.jsonl, never on the report half: the highest answerable F1 +
 no-answer accuracy with at most 5% of answerable questions refused. The sigmoid that turns a margin into a
 [0, 1] confidence is fitted on the same half. All three are stored with the weights in qa_reader.json.

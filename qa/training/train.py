@@ -153,8 +153,8 @@ class SpanModel:
 
 
 def resolve_base(name: str, home: Path) -> Path:
-    from qa.models import resolve_model_path
     from retriever import e5_small
+    from retriever.local_models import resolve_model_path
 
     if name == e5_small.NAME:
         return e5_small.model_folder(home / "models")
@@ -225,10 +225,10 @@ def main(argv=None):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa.models import quiet_transformers
     from qa.reader import Reader
     from qa.settings import Settings
     from qa.training.data import load_all
+    from retriever.local_models import quiet_transformers, resolve_model_path
 
     quiet_transformers()
     torch.set_num_threads(args.threads)

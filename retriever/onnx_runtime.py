@@ -53,7 +53,7 @@ def int8_model(model_dir: Path, kind: str, cache_root: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel, AutoModelForQuestionAnswering
 
-    from qa.models import quiet_transformers
+    from retriever.local_models import quiet_transformers
 
     quiet_transformers()
     target.parent.mkdir(parents=True, exist_ok=True)

