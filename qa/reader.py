@@ -32,6 +32,30 @@ class Span:
     margin: float  # score minus the window's no-answer score: > threshold means "answer"
 
 
+def needs_lowercase(tokenizer) -> bool:
+    """bert-base-chinese's vocabulary (m3e-small) is lowercase and its tokenizer does not lower: A-Z would be
+    [UNK]. A cased vocabulary (XLM-R's) keeps its case."""
+    ids = tokenizer("ABC", add_special_tokens=False)["input_ids"]
+    return tokenizer.unk_token_id in ids
+
+
+def boundary_cuts(head: tuple[np.ndarray, np.ndarray], hidden: np.ndarray, offsets: np.ndarray, start: int,
+                  end: int) -> tuple[int, int]:
+    """How many characters to cut off the start token's left edge and the end token's right edge.
+
+    A token may hold several characters (XLM-R: 中华人民共和国 is one piece) and an answer may begin or end inside
+    one; the boundary head (weights, bias: 2 x classes rows) reads the two tokens' hidden states. A cut never
+    empties its token.
+    """
+    weight, bias = head
+    classes = len(bias) // 2
+    start_logits = hidden[start] @ weight[:classes].T + bias[:classes]
+    end_logits = hidden[end] @ weight[classes:].T + bias[classes:]
+    cut_start = int(np.argmax(start_logits[: int(offsets[start][1] - offsets[start][0])]))
+    room = int(offsets[end][1] - offsets[end][0]) - (cut_start if start == end else 0)  # one token: cuts share it
+    return cut_start, int(np.argmax(end_logits[:room]))
+
+
 def encode_windows(tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int,
                    lowercase: bool = True):
     """Question/context pairs -> overlapping windows of at most max_length tokens (ASCII lowered first for an
@@ -119,6 +143,8 @@ class Reader:
         type_slack: float = 0.0,
         calibration: tuple[float, float] | None = None,
         clause_spans: bool = True,
+        boundary: tuple[np.ndarray, np.ndarray] | None = None,
+        lowercase: bool | None = None,
     ):
         import torch
 
@@ -137,6 +163,11 @@ class Reader:
         self.calibration = tuple(calibration) if calibration else None
         # an answer stays in one clause (between commas), not only in one sentence: news answers are short
         self.clause_spans = clause_spans
+        # character-level span edges for tokens of several characters (a trained boundary head, when shipped)
+        self.boundary = boundary
+        if lowercase is None:
+            lowercase = tokenizer is None or needs_lowercase(tokenizer)
+        self.lowercase = lowercase
 
     @classmethod
     def load(cls, model_path: str | Path, runtime: str = "torch", cache_root: Path | None = None,
@@ -144,20 +175,29 @@ class Reader:
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+        import tempfile
+
+        from qa.reader_folder import complete_folder
+
         quiet_transformers()
+        cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
+        model_path = complete_folder(Path(model_path), cache_root)  # frozen parts shipped by a package put back
         tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         model = AutoModelForQuestionAnswering.from_pretrained(str(model_path), dtype=torch.float32)
         model.eval()
         config = Path(model_path) / "qa_reader.json"  # decoding settings tuned with the weights
         if config.exists():
             settings = {**json.loads(config.read_text(encoding="utf-8")), **settings}
+        head = Path(model_path) / "boundary.safetensors"
+        if head.exists():
+            from safetensors.numpy import load_file
+
+            weights = load_file(str(head))
+            settings["boundary"] = (weights["weight"].astype(np.float32), weights["bias"].astype(np.float32))
         reader = cls(model, tokenizer, **settings)
         if runtime == "onnx-int8":
-            import tempfile
-
             from retriever.onnx_runtime import OnnxQA, int8_model
 
-            cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
             reader.onnx = OnnxQA(int8_model(Path(model_path), "qa", cache_root))
         elif runtime == "torch-bf16":
             # without native bf16 (AVX-512 BF16 / AMX) autocast is emulated and slower: stay on fp32 there
@@ -166,11 +206,14 @@ class Reader:
             raise ValueError(f"unknown reader runtime {runtime!r}: use torch, torch-bf16 or onnx-int8")
         return reader
 
-    def logits(self, encoding) -> tuple[np.ndarray, np.ndarray]:
+    def logits(self, encoding) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Start and end logits of every window, and its last hidden states when a boundary head reads them."""
         if self.onnx is not None:
-            return self.onnx({k: encoding[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding})
+            start, end = self.onnx({k: encoding[k] for k in ("input_ids", "attention_mask", "token_type_ids")
+                                    if k in encoding})
+            return start, end, None
         torch = self.torch
-        starts, ends = [], []
+        starts, ends, hidden = [], [], []
         n = encoding["input_ids"].shape[0]
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for b in range(0, n, self.batch_size):
@@ -179,18 +222,21 @@ class Reader:
                     for k in ("input_ids", "attention_mask", "token_type_ids")
                     if k in encoding
                 }
-                out = self.model(**batch)
+                out = self.model(**batch, output_hidden_states=self.boundary is not None)
                 starts.append(out.start_logits.float().numpy())
                 ends.append(out.end_logits.float().numpy())
-        return np.concatenate(starts), np.concatenate(ends)
+                if self.boundary is not None:
+                    hidden.append(out.hidden_states[-1].float().numpy())
+        return np.concatenate(starts), np.concatenate(ends), np.concatenate(hidden) if hidden else None
 
     def read(self, question: str, passages: list[str], n_best: int = 5) -> list[Span]:
         """The n-best spans over all passages, best first (by margin over the window's no-answer score), as
         character offsets into their passage with whole units (qa.answer_shape.whole_span)."""
         if not passages:
             return []
-        enc = encode_windows(self.tokenizer, [question] * len(passages), passages, self.max_length, self.stride)
-        start_logits, end_logits = self.logits(enc)
+        enc = encode_windows(self.tokenizer, [question] * len(passages), passages, self.max_length, self.stride,
+                             self.lowercase)
+        start_logits, end_logits, hidden = self.logits(enc)
         spans: dict[tuple[int, int, int], Span] = {}
         for w in range(start_logits.shape[0]):
             p = int(enc["overflow_to_sample_mapping"][w])
@@ -201,7 +247,8 @@ class Reader:
             for a, b, score in best_spans_in_window(
                 start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets, segments
             ):
-                edges = whole_span(passages[p], int(offsets[a][0]), int(offsets[b][1]))
+                cut_start, cut_end = (0, 0) if hidden is None else boundary_cuts(self.boundary, hidden[w], offsets, a, b)
+                edges = whole_span(passages[p], int(offsets[a][0]) + cut_start, int(offsets[b][1]) - cut_end)
                 if edges is None:  # punctuation only (the segments keep a span inside one sentence or clause)
                     continue
                 cs, ce = edges

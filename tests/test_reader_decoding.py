@@ -161,17 +161,17 @@ def test_spans_never_cross_a_sentence_end():
             s, e = np.zeros((1, n)), np.zeros((1, n))
             s[0, start_at], e[0, end_at] = 9.0, 9.0  # the best raw span runs across "。"
             e[0, start_at] = 5.0
-            return s, e
+            return s, e, None
 
-    spans = Fixed(model=None, tokenizer=Tokens()).read("问", [context], n_best=10)
+    spans = Fixed(model=None, tokenizer=Tokens(), lowercase=True).read("问", [context], n_best=10)
     assert spans and all("。" not in s.text for s in spans)
     # the constraint is applied before the n-best cut: even the single best span stays in one sentence
-    (only,) = Fixed(model=None, tokenizer=Tokens()).read("问", [context], n_best=1)
+    (only,) = Fixed(model=None, tokenizer=Tokens(), lowercase=True).read("问", [context], n_best=1)
     assert only.text == "话"  # the best start with the best end in its sentence
     # and, by default, in one clause: a comma ends it too ("1,000" does not)
     context = "第一句话，答案在这"
-    assert Fixed(model=None, tokenizer=Tokens()).read("问", [context], n_best=1)[0].text == "话"
-    crossing = Fixed(model=None, tokenizer=Tokens(), clause_spans=False).read("问", [context], n_best=1)[0]
+    assert Fixed(model=None, tokenizer=Tokens(), lowercase=True).read("问", [context], n_best=1)[0].text == "话"
+    crossing = Fixed(model=None, tokenizer=Tokens(), lowercase=True, clause_spans=False).read("问", [context], n_best=1)[0]
     assert crossing.text == "话，答案"
 
 
@@ -329,3 +329,48 @@ def test_a_question_about_nothing_in_the_articles_is_off_topic():
     assert not off_topic("中关村论坛是在哪几天举办的？", articles)
     assert not off_topic("QUAFU有多少个量子比特？", articles)  # ASCII is matched lowercased
     assert not off_topic("是什么？", articles)  # no content words: nothing to judge by
+
+
+def test_boundary_head_cuts_a_span_inside_multi_character_tokens():
+    """XLM-R pieces hold several characters: the answer 人民共和国 starts inside the piece 中华人民共和国 and
+    成立 ends inside 成立于. The boundary head's cuts (here fixed weights) give the character-level span."""
+    from transformers import BatchEncoding
+
+    from qa.reader import Reader, boundary_cuts
+
+    context = "中华人民共和国成立于1949年。"
+    pieces = [(0, 7), (7, 10), (10, 14), (14, 15), (15, 16)]  # 中华人民共和国 | 成立于 | 1949 | 年 | 。
+
+    class Pieces:
+        def __call__(self, questions, contexts, **kw):
+            n = 1 + 2 + 1 + len(pieces) + 1
+            offsets = np.array([[0, 0]] * 4 + [list(p) for p in pieces] + [[0, 0]])
+            enc = BatchEncoding({"input_ids": np.zeros((1, n), np.int64), "attention_mask": np.ones((1, n), np.int64),
+                                 "offset_mapping": offsets[None], "overflow_to_sample_mapping": np.array([0])})
+            enc.sequence_ids = lambda w: [None, 0, 0, None] + [1] * len(pieces) + [None]
+            return enc
+
+    classes, hidden_size = 8, 4
+    weight, bias = np.zeros((2 * classes, hidden_size), np.float32), np.zeros(2 * classes, np.float32)
+    weight[2, 0] = 1.0  # feature 0 of a start token says "cut 2 characters off its left edge"
+    weight[classes + 1, 1] = 1.0  # feature 1 of an end token says "cut 1 character off its right edge"
+    hidden = np.zeros((1, 10, hidden_size), np.float32)
+    hidden[0, 4, 0] = 5.0  # 中华人民共和国: the answer starts two characters in
+    hidden[0, 5, 1] = 5.0  # 成立于: the answer ends one character early
+
+    class Fixed(Reader):
+        def logits(self, encoding):
+            s, e = np.zeros((1, 10)), np.zeros((1, 10))
+            s[0, 4], e[0, 5] = 9.0, 9.0
+            return s, e, hidden
+
+    reader = Fixed(model=None, tokenizer=Pieces(), lowercase=False, boundary=(weight, bias))
+    assert reader.read("问", [context], n_best=1)[0].text == "人民共和国成立"
+    # without the head the span is whole pieces
+    plain = Fixed(model=None, tokenizer=Pieces(), lowercase=False)
+    plain.logits = lambda enc: (*Fixed.logits(plain, enc)[:2], None)
+    assert plain.read("问", [context], n_best=1)[0].text == "中华人民共和国成立于"
+    # a cut never empties its token, and two cuts in one token leave at least one character
+    offsets = np.array([[0, 0]] * 4 + [list(p) for p in pieces])
+    hidden[0, 7, 0], hidden[0, 7, 1] = 50.0, 50.0  # 年 (one character): asks to cut 2 and 1
+    assert boundary_cuts((weight, bias), hidden[0], offsets, 7, 7) == (0, 0)

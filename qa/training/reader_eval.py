@@ -20,7 +20,8 @@ def main(argv=None):
     parser.add_argument("--split", default="report")
     parser.add_argument("--model", default=None, help="reader folder (default: models.txt)")
     parser.add_argument("--runtime", default=None, help="torch or onnx-int8 (default: models.txt)")
-    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="at most this many questions of each set")
+    parser.add_argument("--sets", default="", help="comma-separated set files (default: all)")
     args = parser.parse_args(argv)
 
     from qa.models import model_for, runtime_for
@@ -32,19 +33,22 @@ def main(argv=None):
 
     reader = Reader.load(resolve_model_path(args.model or model_for("reader")), args.runtime or runtime_for("reader"),
                          Settings().home)
-    examples = load_all(args.data)[args.split]
-    if args.limit:
-        examples = examples[: args.limit]
+    wanted = {name for name in args.sets.split(",") if name}
     by_source = defaultdict(list)
-    for ex in examples:
-        by_source[ex.source].append(ex)
+    for ex in load_all(args.data)[args.split]:
+        if not wanted or ex.source in wanted:
+            by_source[ex.source].append(ex)
     t = reader.no_answer_threshold
-    report = {"threshold": t}
+    report, weighted, n_answerable = {"threshold": t}, defaultdict(float), 0
     for source, group in sorted(by_source.items()):
+        group = group[: args.limit] if args.limit else group
         result = evaluate(reader, group, thresholds=(t,))
         report[source] = {"n": len(group), **result[t], "forced": result["forced"]}
-    answerable = [ex for ex in examples if ex.answerable]
-    report["all answerable"] = {"n": len(answerable), **evaluate(reader, answerable, thresholds=(t,))[t]}
+        n = sum(ex.answerable for ex in group)
+        n_answerable += n
+        for key in ("em", "f1", "false_refusal"):
+            weighted[key] += n * result[t][key]
+    report["all answerable"] = {"n": n_answerable, **{k: v / max(n_answerable, 1) for k, v in weighted.items()}}
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 

@@ -18,14 +18,7 @@ from pathlib import Path
 import numpy as np
 
 
-BOUNDARY_CLASSES = 8  # how many characters a boundary head may cut off a token's edge (see span_boundaries)
-
-
-def needs_lowercase(tokenizer) -> bool:
-    """bert-base-chinese's vocabulary (m3e-small) is lowercase and its tokenizer does not lower: A-Z would be
-    [UNK]. A cased vocabulary (XLM-R's) keeps its case."""
-    ids = tokenizer("ABC", add_special_tokens=False)["input_ids"]
-    return tokenizer.unk_token_id in ids
+BOUNDARY_CLASSES = 8  # how many characters a boundary head may cut off a token's edge (qa.reader.boundary_cuts)
 
 
 def build_features(tokenizer, examples, max_length: int, stride: int, negative_keep: float, seed: int = 0,
@@ -225,7 +218,7 @@ def main(argv=None):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa.reader import Reader
+    from qa.reader import Reader, needs_lowercase
     from qa.settings import Settings
     from qa.training.data import load_all
     from retriever.local_models import quiet_transformers, resolve_model_path
@@ -277,11 +270,11 @@ def main(argv=None):
             random.Random(0).shuffle(train)
         valid = list(splits["valid"])
         random.Random(2).shuffle(valid)  # a limited valid set still mixes every source (and its unanswerables)
-        valid = valid[: args.eval_limit] if args.eval_limit else valid
         features = build_features(tokenizer, train, args.max_length, args.stride, args.negative_keep,
                                   lowercase=lowercase)
         torch.save((features, valid), cache)
         log(f"{len(train)} training examples -> {len(features)} windows; valid {len(valid)}")
+    valid = valid[: args.eval_limit] if args.eval_limit else valid
     log(f"args {vars(args)}; {len(features)} windows, lowercase {lowercase}, resume {resume}")
 
     steps_per_epoch = math.ceil(len(features) / args.batch_size)
@@ -310,7 +303,8 @@ def main(argv=None):
 
     def run_eval() -> float:
         model.train(False)
-        reader = Reader(model.qa, tokenizer, max_length=args.max_length, stride=args.stride)
+        head = (model.boundary.weight.detach().float().numpy(), model.boundary.bias.detach().float().numpy())
+        reader = Reader(model.qa, tokenizer, max_length=args.max_length, stride=args.stride, boundary=head)
         result = evaluate(reader, valid)
         model.train()
         log(f"eval step {step}: {json.dumps(result)}")
