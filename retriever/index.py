@@ -104,7 +104,7 @@ class SnapshotSearch:
     def search_dense(self, query: str, k: int, state: State | None = None,
                      docs: set[str] | None = None) -> list[tuple[Chunk, float]]:
         state = state or self.state
-        vector = self.embedder.embed([query])[0]
+        vector = self.embedder.embed_queries([query])[0]
         if docs is None:
             hits = state.store.search(vector, k + self.dense_slack)
         else:
@@ -299,7 +299,7 @@ class CorpusIndex(SnapshotSearch):
             new_ids.extend(ids)
             new_texts.extend(c.text for c in doc_chunks)
         store = old.store.copy()
-        store.add(np.array(new_ids, dtype=np.int64), self.embedder.embed(new_texts, progress=progress))
+        store.add(np.array(new_ids, dtype=np.int64), self.embedder.embed_passages(new_texts, progress=progress))
         store.upgrade_if_large()  # exact search while small, IVF once the corpus crosses the line
         return State(manifest, docs, chunks, tokens, store, LexicalIndex.build(tokens))
 

@@ -15,7 +15,7 @@ def test_vectors_match_sentence_transformers(embedder):
 
     assert isinstance(embedder.model, MeanPoolingEncoder) and embedder.dim == 512
     texts = ["邓鸿森担任什么职务？", "量子计算云平台 Quafu 最多可同时操控 136 个量子比特。", "中" * 800, "论坛"]
-    ours = embedder.embed(texts)
+    ours = embedder.embed_passages(texts)
     reference = SentenceTransformer(str(resolve_model_path("m3e-small")), device="cpu",
                                     model_kwargs={"dtype": torch.float32})
     theirs = reference.encode([model_input(t) for t in texts], normalize_embeddings=True, convert_to_numpy=True)
@@ -23,7 +23,7 @@ def test_vectors_match_sentence_transformers(embedder):
     assert np.allclose(ours, theirs, atol=1e-5)  # the 800-character text is cut at the same 512 tokens
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     # batching (sorted by length, padded) does not change a vector
-    assert np.allclose(embedder.embed(texts[:1])[0], ours[0], atol=1e-5)
+    assert np.allclose(embedder.embed_queries(texts[:1])[0], ours[0], atol=1e-5)
 
 
 def _folder(tmp_path, modules, pooling):

@@ -30,13 +30,15 @@ class FakeEmbedder:
     def __init__(self, name: str, dim: int):
         self.name, self.dim = name, dim
 
-    def embed(self, texts, batch_size=32, progress=False):
+    def embed_passages(self, texts, batch_size=32, progress=False):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, t in enumerate(texts):
             seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
             v = np.random.default_rng(seed).standard_normal(self.dim)
             out[i] = v / np.linalg.norm(v)
         return out
+
+    embed_queries = embed_passages
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ def test_int8_embedder_matches_fp32(tmp_path, embedder):
     fast = Embedder("m3e-small", "onnx-int8", tmp_path)
     assert fast.name == "m3e-small@onnx-int8"  # the index records the runtime, so a switch rebuilds
     texts = ["量子计算云平台Quafu亮相", "中关村论坛在京举行", "今天天气晴朗", "邓鸿森说，中国的创新成就令世人瞩目。"]
-    cosine = (embedder.embed(texts) * fast.embed(texts)).sum(axis=1)
+    cosine = (embedder.embed_passages(texts) * fast.embed_queries(texts)).sum(axis=1)
     assert cosine.min() > 0.97
     assert list(tmp_path.glob("onnx/encoder-*/model.int8.onnx"))  # cached for the next process
     assert fast.model.model is None  # the torch weights stay on disk: the int8 copy is all it runs

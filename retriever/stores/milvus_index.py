@@ -469,7 +469,7 @@ class MilvusCorpusIndex(SnapshotSearch):
         for doc in documents:
             for chunk in chunk_document(doc, self.chunk_size, self.overlap)[1]:
                 pending.append((chunk, tokenize(chunk.text)))
-        vectors = self.embedder.embed([c.text for c, _ in pending], progress=progress)
+        vectors = self.embedder.embed_passages([c.text for c, _ in pending], progress=progress)
         chunks, tokens = {}, {}
         for b in range(0, len(pending), BATCH):
             rows = [
