@@ -26,6 +26,14 @@ STORE_HELP = "faiss (default), a milvus-lite file ending in .db, or a Milvus URI
 COLLECTION_HELP = "the collection (default: QA_COLLECTION or the default one)"
 WHERE_HELP = "only documents whose metadata KEY is VALUE (source, author, url, id or a free key); repeatable"
 TAG_FILTER_HELP = "only documents with this tag (repeat: all of them)"
+HOME_HELP = "data directory (default: QA_HOME or the user cache directory)"
+JSON_HELP = "print JSON instead of text"
+TOP_K_HELP = "passages the reader reads (default: QA_TOP_K, 3)"
+CORPUS_HELP = "answer over this folder of articles instead (its own index, kept in sync with the folder)"
+RETRIEVAL_HELP = "hybrid (default: fused, then reranked if models.txt names one), fused, dense or bm25"
+SERVER_HELP = "ask a running `qa serve` at this URL instead (no models loaded here)"
+SINCE_HELP = "only documents published on or after this day (YYYY-MM-DD)"
+UNTIL_HELP = "only documents published on or before this day (YYYY-MM-DD)"
 
 
 def _pairs(items: list[str] | None, what: str) -> dict:
@@ -137,17 +145,16 @@ def print_answer(answer) -> None:
 def ask_main(
     question: Optional[str] = typer.Argument(None, help="the question; - with --json reads one per line; none starts a chat"),
     json_out: bool = typer.Option(False, "--json", help="print the Answer as JSON"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help="passages the reader reads"),
-    corpus: Optional[Path] = typer.Option(None, "--corpus", help="answer over this folder of articles instead"),
-    home: Optional[Path] = typer.Option(None, "--home", help="data directory (default: QA_HOME or cache dir)"),
-    retrieval: Optional[str] = typer.Option(
-        None, "--retrieval", help="hybrid (default: fused, then reranked if models.txt names one), fused, dense or bm25"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help=TOP_K_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=CORPUS_HELP),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    retrieval: Optional[str] = typer.Option(None, "--retrieval", help=RETRIEVAL_HELP),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="run a question file and print EM/F1"),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-    server: Optional[str] = typer.Option(None, "--server", help="ask a running `qa serve` at this URL instead"),
+    server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP),
     where: Optional[list[str]] = typer.Option(None, "--where", metavar="KEY=VALUE", help=WHERE_HELP),
-    since: Optional[str] = typer.Option(None, "--since", help="only documents published on or after this day (YYYY-MM-DD)"),
+    since: Optional[str] = typer.Option(None, "--since", help=SINCE_HELP),
     until: Optional[str] = typer.Option(None, "--until", help="only documents published on or before this day"),
     tag: Optional[list[str]] = typer.Option(None, "--tag", help=TAG_FILTER_HELP),
 ):
@@ -219,18 +226,18 @@ def ask_entry():
 
 @app.command("ask")
 def ask_cmd(
-    question: Optional[str] = typer.Argument(None),
-    json_out: bool = typer.Option(False, "--json"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", "-k"),
-    corpus: Optional[Path] = typer.Option(None, "--corpus"),
-    home: Optional[Path] = typer.Option(None, "--home"),
-    retrieval: Optional[str] = typer.Option(None, "--retrieval"),
+    question: Optional[str] = typer.Argument(None, help="the question; none starts a chat"),
+    json_out: bool = typer.Option(False, "--json", help="print the Answer as JSON"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help=TOP_K_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=CORPUS_HELP),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    retrieval: Optional[str] = typer.Option(None, "--retrieval", help=RETRIEVAL_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-    server: Optional[str] = typer.Option(None, "--server"),
+    server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP),
     where: Optional[list[str]] = typer.Option(None, "--where", metavar="KEY=VALUE", help=WHERE_HELP),
-    since: Optional[str] = typer.Option(None, "--since"),
-    until: Optional[str] = typer.Option(None, "--until"),
+    since: Optional[str] = typer.Option(None, "--since", help=SINCE_HELP),
+    until: Optional[str] = typer.Option(None, "--until", help=UNTIL_HELP),
     tag: Optional[list[str]] = typer.Option(None, "--tag", help=TAG_FILTER_HELP),
 ):
     """Same as the `ask` command."""
@@ -239,7 +246,7 @@ def ask_cmd(
 
 
 @app.command("index")
-def index_cmd(home: Optional[Path] = typer.Option(None, "--home"),
+def index_cmd(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
               store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Build the index now (it is also built on first use), and say what is in it."""
     pipeline = _pipeline(home, store=store)
@@ -249,7 +256,7 @@ def index_cmd(home: Optional[Path] = typer.Option(None, "--home"),
 
 
 @app.command("reindex")
-def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home"),
+def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
                 store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Rebuild the index from the stored documents (after changing the model or chunking)."""
     pipeline = _pipeline(home, store=store)
@@ -260,13 +267,13 @@ def reindex_cmd(home: Optional[Path] = typer.Option(None, "--home"),
 @app.command("add")
 def add_cmd(
     paths: list[Path] = typer.Argument(..., help="files or folders (.txt .md .html .pdf)"),
-    home: Optional[Path] = typer.Option(None, "--home"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP + "; created if new"),
     source: Optional[str] = typer.Option(None, "--source", help="the outlet, e.g. 新华社"),
     published: Optional[str] = typer.Option(None, "--published", help="publication date, YYYY-MM-DD or ISO date-time"),
-    url: Optional[str] = typer.Option(None, "--url"),
-    author: Optional[str] = typer.Option(None, "--author"),
+    url: Optional[str] = typer.Option(None, "--url", help="the article's address"),
+    author: Optional[str] = typer.Option(None, "--author", help="the article's author"),
     tag: Optional[list[str]] = typer.Option(None, "--tag", help="a tag (repeatable)"),
     meta: Optional[list[str]] = typer.Option(None, "--meta", metavar="KEY=VALUE", help="a free metadata value"),
 ):
@@ -304,7 +311,8 @@ def add_cmd(
 
 
 @app.command("list")
-def list_cmd(home: Optional[Path] = typer.Option(None, "--home"), json_out: bool = typer.Option(False, "--json"),
+def list_cmd(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+             json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
              store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
              collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP)):
     """List the indexed documents with their metadata (outlet, date, tags)."""
@@ -322,13 +330,13 @@ def list_cmd(home: Optional[Path] = typer.Option(None, "--home"), json_out: bool
 @app.command("tag")
 def tag_cmd(
     doc_id: str = typer.Argument(..., help="the document's id (qa list)"),
-    home: Optional[Path] = typer.Option(None, "--home"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP),
     source: Optional[str] = typer.Option(None, "--source", help="the outlet (\"\" removes it)"),
     published: Optional[str] = typer.Option(None, "--published", help="YYYY-MM-DD (\"\" removes it)"),
-    url: Optional[str] = typer.Option(None, "--url"),
-    author: Optional[str] = typer.Option(None, "--author"),
+    url: Optional[str] = typer.Option(None, "--url", help="the article's address"),
+    author: Optional[str] = typer.Option(None, "--author", help="the article's author"),
     tag: Optional[list[str]] = typer.Option(None, "--tag", help="add this tag (repeatable)"),
     untag: Optional[list[str]] = typer.Option(None, "--untag", help="remove this tag (repeatable)"),
     meta: Optional[list[str]] = typer.Option(None, "--meta", metavar="KEY=VALUE", help="set a free value (empty removes)"),
@@ -362,9 +370,9 @@ app.add_typer(collections_app, name="collection")
 
 
 @collections_app.command("list")
-def collection_list(home: Optional[Path] = typer.Option(None, "--home"),
+def collection_list(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
                     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-                    json_out: bool = typer.Option(False, "--json")):
+                    json_out: bool = typer.Option(False, "--json", help=JSON_HELP)):
     """The collections, with their document and chunk counts."""
     infos = _pipeline(home, quiet=json_out, store=store).collection_infos()
     if json_out:
@@ -375,7 +383,8 @@ def collection_list(home: Optional[Path] = typer.Option(None, "--home"),
 
 
 @collections_app.command("create")
-def collection_create(name: str = typer.Argument(...), home: Optional[Path] = typer.Option(None, "--home"),
+def collection_create(name: str = typer.Argument(..., help="the collection's name"),
+                      home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
                       store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Create an empty collection (`qa add --collection NAME` also creates one)."""
     with _user_errors():
@@ -390,7 +399,8 @@ def collection_create(name: str = typer.Argument(...), home: Optional[Path] = ty
 
 
 @collections_app.command("drop")
-def collection_drop(name: str = typer.Argument(...), home: Optional[Path] = typer.Option(None, "--home"),
+def collection_drop(name: str = typer.Argument(..., help="the collection's name"),
+                    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
                     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP)):
     """Drop a collection and its documents (at once: a crash leaves it whole or gone)."""
     with _user_errors():
@@ -399,7 +409,8 @@ def collection_drop(name: str = typer.Argument(...), home: Optional[Path] = type
 
 
 @app.command("remove")
-def remove_cmd(doc_ids: list[str] = typer.Argument(...), home: Optional[Path] = typer.Option(None, "--home"),
+def remove_cmd(doc_ids: list[str] = typer.Argument(..., help="document ids, as `qa list` shows them"),
+               home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
                store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
                collection: Optional[str] = typer.Option(None, "--collection", "-c", help=COLLECTION_HELP)):
     """Remove documents by id."""
@@ -419,12 +430,12 @@ def remove_cmd(doc_ids: list[str] = typer.Argument(...), home: Optional[Path] = 
 def eval_cmd(
     questions: Path = typer.Argument(Path("tests/data/dev_questions.jsonl"), help="JSON Lines question file"),
     split: Optional[str] = typer.Option(None, "--split", help="only questions of this split (tune/report)"),
-    home: Optional[Path] = typer.Option(None, "--home"),
-    corpus: Optional[Path] = typer.Option(None, "--corpus"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", "-k"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=CORPUS_HELP),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help=TOP_K_HELP),
     retrieval: Optional[str] = typer.Option(
         None, "--mode", help="retrieval mode for the end-to-end run: hybrid, fused, dense or bm25"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
     worst: int = typer.Option(8, "--worst", help="how many misses to show"),
     retrieval_only: bool = typer.Option(False, "--retrieval", help="recall@1/5/20 and MRR of dense, BM25, fused"),
     distractors: bool = typer.Option(
@@ -515,10 +526,10 @@ def read_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
-    home: Optional[Path] = typer.Option(None, "--home"),
-    workers: int = typer.Option(1, "--workers"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0: all; set a token then)"),
+    port: int = typer.Option(8000, "--port", help="TCP port"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    workers: int = typer.Option(1, "--workers", help="uvicorn worker processes (each loads the models)"),
     collection: Optional[str] = typer.Option(
         None, "--collection", "-c", help="the collection answering when a request names none (model qa-zh)"),
 ):

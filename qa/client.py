@@ -234,7 +234,10 @@ def _headers(token: str | None) -> dict:
 
 # sync ----------------------------------------------------------------------------------------------------------
 class Client:
-    """Blocking client. token defaults to $QA_API_TOKEN; base_url to $QA_API_URL or http://127.0.0.1:8000."""
+    """Blocking client. token defaults to $QA_API_TOKEN; base_url to $QA_API_URL or http://127.0.0.1:8000.
+
+    Use it as a context manager (or call `close()`). Every method raises a `QAClientError` subclass on failure.
+    """
 
     def __init__(self, base_url: str | None = None, token: str | None = None,
                  timeout: float | httpx.Timeout = DEFAULT_TIMEOUT, transport: httpx.BaseTransport | None = None):
@@ -250,6 +253,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._http.close()
 
     def _request(self, method: str, url: str, **kwargs) -> httpx.Response:
@@ -271,6 +275,7 @@ class Client:
         return Readiness.model_validate(response.json())
 
     def wait_ready(self, timeout: float = 300.0, interval: float = 0.5) -> Readiness:
+        """Poll /ready until the server is ready (or failed to load); QATimeoutError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -285,6 +290,15 @@ class Client:
 
     def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None,
             collection: str | None = None, filters: dict | None = None) -> Answer:
+        """Ask one question (POST /v1/ask). `answer.answer` is None when the articles don't say.
+
+        Args:
+            question: the question, in Chinese (at most 500 characters).
+            top_k: passages the reader reads (server default: 3).
+            history: earlier turns, oldest first, alternating question and answer text, for follow-ups.
+            collection: the collection to ask (default: the server's default one).
+            filters: metadata filters, as in the HTTP API's `filters` (see the collections page).
+        """
         body = _ask_body(question, top_k, history, collection, filters)
         return Answer.model_validate(self._request("POST", "/v1/ask", json=body).json())
 
@@ -311,6 +325,7 @@ class Client:
             raise _Transport.wrap(exc) from exc
 
     def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        """The documents of a collection (default: the default one)."""
         data = self._request("GET", "/v1/documents", **_in(collection)).json()
         return [DocumentInfo.model_validate(d) for d in data["documents"]]
 
@@ -328,15 +343,19 @@ class Client:
         return DocumentInfo.model_validate(response.json())
 
     def remove_document(self, doc_id: str, collection: str | None = None) -> DocumentsChanged:
+        """Remove a document by id (NotFoundError if there is none)."""
         return DocumentsChanged.model_validate(self._request("DELETE", _doc_url(doc_id), **_in(collection)).json())
 
     def collections(self) -> list[CollectionInfo]:
+        """The collections with their sizes."""
         return _collections(self._request("GET", "/v1/collections").json())
 
     def create_collection(self, name: str) -> CollectionInfo:
+        """Create an empty collection (ConflictError if it exists)."""
         return CollectionInfo.model_validate(self._request("POST", "/v1/collections", json={"name": name}).json())
 
     def drop_collection(self, name: str) -> None:
+        """Drop a collection and its documents."""
         self._request("DELETE", _doc_url(name, "collections"))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from qa.answer_shape import CLAUSE_END, SENTENCE_END, whole_span
 from retriever.local_models import quiet_transformers
-from retriever.text import lower_ascii
+from retriever.text import lower_ascii, uncased_vocabulary
 
 
 @dataclass
@@ -30,13 +30,6 @@ class Span:
     text: str
     score: float  # start + end logit
     margin: float  # score minus the window's no-answer score: > threshold means "answer"
-
-
-def needs_lowercase(tokenizer) -> bool:
-    """bert-base-chinese's vocabulary (m3e-small) is lowercase and its tokenizer does not lower: A-Z would be
-    [UNK]. A cased vocabulary (XLM-R's) keeps its case."""
-    ids = tokenizer("ABC", add_special_tokens=False)["input_ids"]
-    return tokenizer.unk_token_id in ids
 
 
 def boundary_cuts(head: tuple[np.ndarray, np.ndarray], hidden: np.ndarray, offsets: np.ndarray, start: int,
@@ -166,7 +159,7 @@ class Reader:
         # character-level span edges for tokens of several characters (a trained boundary head, when shipped)
         self.boundary = boundary
         if lowercase is None:
-            lowercase = tokenizer is None or needs_lowercase(tokenizer)
+            lowercase = tokenizer is None or uncased_vocabulary(tokenizer)
         self.lowercase = lowercase
 
     @classmethod

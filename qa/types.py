@@ -59,6 +59,9 @@ class Citation(Published):
 
 
 class Answer(BaseModel):
+    """One question's result: the exact answer span with its citations, or `answer=None` when the articles don't say.
+    `passages` are the passages the reader read, best first."""
+
     question: str
     searched_question: str  # the question after follow-up rewriting (what retrieval saw)
     answer: str | None  # None: the articles don't say
@@ -78,6 +81,8 @@ class Answer(BaseModel):
 
 
 class DocumentInfo(BaseModel):
+    """An indexed document: id, title, where it came from, its length in characters and its number of chunks."""
+
     id: str
     title: str
     source: str = ""  # where the text came from (file path, "api", "upload:NAME"); the outlet is metadata.source

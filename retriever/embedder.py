@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from retriever.local_models import quiet_transformers, resolve_model_path
-from retriever.text import lower_ascii, to_simplified
+from retriever.text import lower_ascii, to_simplified, uncased_vocabulary
 
 
 def model_input(text: str, lowercase: bool = True) -> str:
@@ -17,11 +17,6 @@ def model_input(text: str, lowercase: bool = True) -> str:
     lowercase ("Quafu" would be [UNK]); a cased vocabulary (e5's) keeps its case. One script for both sides
     (Traditional questions, Simplified articles)."""
     return to_simplified(lower_ascii(text) if lowercase else text)
-
-
-def _uncased_vocabulary(tokenizer) -> bool:
-    """bert-base-chinese's vocabulary is lowercase and its tokenizer does not lower: A-Z would be [UNK]."""
-    return tokenizer.unk_token_id in tokenizer("ABC", add_special_tokens=False)["input_ids"]
 
 
 def _prompts(name: str, path: Path) -> tuple[str, str]:
@@ -139,7 +134,7 @@ class Embedder:
                                     self.model.max_seq_length)
             self.name = f"{name}@onnx-int8"
         self.query_prefix, self.passage_prefix = _prompts(name, path)
-        self.lowercase = _uncased_vocabulary(self.model.tokenizer)
+        self.lowercase = uncased_vocabulary(self.model.tokenizer)
 
     def embed_queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Vectors for questions (search side)."""

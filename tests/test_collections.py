@@ -93,6 +93,7 @@ def test_tag_filter_and_metadata_change_without_reembedding(qa, monkeypatch):
 
     with monkeypatch.context() as m:
         m.setattr(index.embedder, "embed_passages", no_embedding)
+        m.setattr(index.embedder, "embed_queries", no_embedding)
         info = qa.update_metadata(DOC_000, {"tags": ["科技", "综述"], "url": "https://example.com/a", "栏目": "要闻"})
     assert info.metadata.tags == ["科技", "综述"] and info.metadata.extra["栏目"] == "要闻"
     assert info.metadata.source == "人民日报"  # keys not given stay

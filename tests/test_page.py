@@ -31,6 +31,7 @@ if not CHROMIUM.exists():
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -132,7 +133,9 @@ def browser(tmp_path_factory):
 
 
 def wait(driver, condition, timeout: float = 300, message: str = ""):
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d), message)
+    # the page re-renders lists while a condition reads them: an element gone stale means "look again"
+    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)) \
+        .until(lambda d: condition(d), message)
 
 
 def js(driver, script: str, *args):

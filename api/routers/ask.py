@@ -13,5 +13,7 @@ router = APIRouter(tags=["ask"])
 
 @router.post("/v1/ask", response_model=Answer)
 def ask(request: AskRequest, service: Service = Depends(ready_service)) -> Answer:
+    """One question (with optional history, collection and filters) -> the Answer: the exact span with its
+    citations, or `answer: null` when the articles don't say. The same JSON as `ask --json`."""
     return service.ask(request.question, top_k=request.top_k, history=request.history,
                        collection=request.collection, filters=request.filters)

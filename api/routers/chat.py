@@ -100,6 +100,9 @@ def _usage(question: str, history: list[str], text: str) -> dict:
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: ChatRequest, service: Service = Depends(ready_service)):
+    """OpenAI-compatible chat: the last user message is the question, earlier messages the history. The reply
+    quotes the answer and its sources; the structured Answer is in the extra field `qa` (with `stream: true`, in
+    the last chunk of the server-sent events, which end with `data: [DONE]`)."""
     question, history = question_and_history(request.messages)
     try:
         question = service.pipeline.check_question(question)  # bad questions fail before any streaming

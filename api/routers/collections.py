@@ -19,6 +19,7 @@ router = APIRouter(tags=["collections"])
 
 @router.get("/v1/collections")
 def list_collections(service: Service = Depends(ready_service)) -> dict:
+    """The collections with their sizes: `{"collections": [CollectionInfo…], "count": n}`."""
     collections = service.pipeline.collection_infos()
     return {"collections": [c.model_dump() for c in collections], "count": len(collections)}
 
@@ -26,6 +27,7 @@ def list_collections(service: Service = Depends(ready_service)) -> dict:
 @router.post("/v1/collections", response_model=CollectionInfo, status_code=201,
              dependencies=[Depends(require_token)])
 async def create_collection(request: CollectionRequest, service: Service = Depends(ready_service)):
+    """Create an empty collection (409 if it exists). Needs the bearer token when QA_API_TOKEN is set."""
     def create() -> bool:
         with service.write_lock:
             return service.pipeline.create_collection(request.name)  # CollectionError -> 422
@@ -38,6 +40,7 @@ async def create_collection(request: CollectionRequest, service: Service = Depen
 
 @router.delete("/v1/collections/{name}", dependencies=[Depends(require_token)])
 def drop_collection(name: str, service: Service = Depends(ready_service)) -> dict:
+    """Drop a collection and its index (404 if unknown; the default one cannot be dropped: 422)."""
     with service.write_lock:
         service.pipeline.drop_collection(name)  # CollectionNotFound -> 404, the default one -> 422
     return {"dropped": name}

@@ -54,6 +54,8 @@ def _info(service: Service, doc_id: str, collection: str | None) -> DocumentInfo
 
 @router.get("/v1/documents")
 def list_documents(collection: str | None = COLLECTION, service: Service = Depends(ready_service)) -> dict:
+    """The documents of a collection (default: the default one): `{"documents": [DocumentInfo…], "count",
+    "collection"}`."""
     service.refresh(collection)
     docs = service.pipeline.documents(collection)
     return {"documents": [d.model_dump() for d in docs], "count": len(docs),
@@ -63,6 +65,7 @@ def list_documents(collection: str | None = COLLECTION, service: Service = Depen
 @router.get("/v1/documents/{doc_id}", response_model=DocumentDetail)
 def get_document(doc_id: str, collection: str | None = COLLECTION,
                  service: Service = Depends(ready_service)) -> DocumentDetail:
+    """One document's metadata and its original text (the text citation offsets index); 404 if unknown."""
     doc = service.pipeline.collection(collection)[0].documents.get(doc_id)
     if doc is None:
         raise ApiError(404, f"no document with id {doc_id!r}")
@@ -147,7 +150,8 @@ async def _from_json(request: Request) -> list[Document]:
 async def add_documents(request: Request, collection: str | None = COLLECTION,
                         service: Service = Depends(ready_service)):
     """Add a file (multipart 'file', optional 'id' and 'metadata' JSON) or JSON {text, id?, title?, metadata?};
-    a collection that does not exist yet is created."""
+    a collection that does not exist yet is created. 201 when added, 200 with `skipped` when the same content is
+    already indexed, 409 when another document has the id. Needs the bearer token when QA_API_TOKEN is set."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         documents = await _from_multipart(request)
@@ -194,6 +198,7 @@ def update_metadata(doc_id: str, changes: dict = Body(..., examples=[{"source": 
 @router.delete("/v1/documents/{doc_id}", response_model=DocumentsChanged, dependencies=[Depends(require_token)])
 def remove_document(doc_id: str, collection: str | None = COLLECTION,
                     service: Service = Depends(ready_service)) -> DocumentsChanged:
+    """Remove a document (404 if unknown). Needs the bearer token when QA_API_TOKEN is set."""
     with service.write_lock:
         removed = service.pipeline.remove_documents([doc_id], collection)
     if not removed:

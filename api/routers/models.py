@@ -29,11 +29,14 @@ def model_ids(service: Service) -> list[str]:
 
 @router.get("/v1/models")
 def list_models(service: Service = Depends(get_service)) -> dict:
+    """The models this server answers with, in OpenAI's list format: `qa-zh`, and `qa-zh/<collection>` per
+    collection."""
     return {"object": "list", "data": [_model(service, m) for m in model_ids(service)]}
 
 
 @router.get("/v1/models/{model_id:path}")
 def get_model(model_id: str, service: Service = Depends(get_service)) -> dict:
+    """One model by id (404 for an id `/v1/models` does not list)."""
     known = model_ids(service)
     if model_id not in known:
         raise ApiError(404, f"unknown model {model_id!r}; this server has {', '.join(map(repr, known))}")

@@ -218,7 +218,8 @@ def main(argv=None):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa.reader import Reader, needs_lowercase
+    from qa.reader import Reader
+    from retriever.text import uncased_vocabulary
     from qa.settings import Settings
     from qa.training.data import load_all
     from retriever.local_models import quiet_transformers, resolve_model_path
@@ -239,7 +240,7 @@ def main(argv=None):
     resume = (last / "trainer_state.pt").exists()
     base = last if resume else (args.init or resolve_base(args.base, Settings().home))
     tokenizer = AutoTokenizer.from_pretrained(str(base))
-    lowercase = needs_lowercase(tokenizer)
+    lowercase = uncased_vocabulary(tokenizer)
     # fp32 master weights even when the checkpoint is the fp16 shipped reader
     qa_model = AutoModelForQuestionAnswering.from_pretrained(str(base), dtype=torch.float32)
     model = SpanModel(qa_model, torch)
