@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
+
+from retriever.local_models import replace_folder
 
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 
@@ -56,9 +57,7 @@ def complete_folder(folder: Path, cache_root: Path) -> Path:
     settings = settings_of(tmp)
     settings.pop("frozen_embeddings", None)  # the copy is complete
     (tmp / "qa_reader.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
+    return replace_folder(tmp, out)
 
 
 def strip_frozen_embeddings(folder: Path, base: str) -> None:

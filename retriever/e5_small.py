@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
+
+from retriever.local_models import replace_folder
 
 NAME = "multilingual-e5-small"
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
@@ -127,9 +128,7 @@ def write_folder(out: Path) -> Path:
     (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     save_file(bert_state_dict(sizes, tensors), str(tmp / "model.safetensors"))
     write_tokenizer(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
+    return replace_folder(tmp, out)
 
 
 def write_tokenizer(folder: Path) -> None:

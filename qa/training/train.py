@@ -145,21 +145,14 @@ class SpanModel:
         return out.loss + (ce(start_cut.float(), labels[has_answer, 2]) + ce(end_cut.float(), labels[has_answer, 3])) / 2
 
 
-def resolve_base(name: str, home: Path) -> Path:
-    from retriever import e5_small
-    from retriever.local_models import resolve_model_path
-
-    if name == e5_small.NAME:
-        return e5_small.model_folder(home / "models")
-    return resolve_model_path(name)
-
-
 def save_checkpoint(path: Path, model: SpanModel, tokenizer, extra: dict | None = None) -> Path:
     """model + tokenizer + boundary head (+ optimiser state etc. in `extra`), written whole then renamed."""
     import shutil
 
     import torch
     from safetensors.torch import save_file
+
+    from retriever.local_models import replace_folder
 
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -168,13 +161,7 @@ def save_checkpoint(path: Path, model: SpanModel, tokenizer, extra: dict | None 
     save_file({k: v.detach().contiguous() for k, v in model.boundary.state_dict().items()}, str(tmp / "boundary.safetensors"))
     if extra is not None:
         torch.save(extra, tmp / "trainer_state.pt")
-    old = path.with_name(path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
-    return path
+    return replace_folder(tmp, path)
 
 
 def main(argv=None):
@@ -219,10 +206,10 @@ def main(argv=None):
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from qa.reader import Reader
-    from retriever.text import uncased_vocabulary
     from qa.settings import Settings
     from qa.training.data import load_all
-    from retriever.local_models import quiet_transformers, resolve_model_path
+    from retriever.local_models import local_folder, quiet_transformers
+    from retriever.text import uncased_vocabulary
 
     quiet_transformers()
     torch.set_num_threads(args.threads)
@@ -238,7 +225,7 @@ def main(argv=None):
 
     last = args.out / "last"
     resume = (last / "trainer_state.pt").exists()
-    base = last if resume else (args.init or resolve_base(args.base, Settings().home))
+    base = last if resume else (args.init or local_folder(args.base, Settings().home))
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     lowercase = uncased_vocabulary(tokenizer)
     # fp32 master weights even when the checkpoint is the fp16 shipped reader
