@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from retriever.cpu import describe_flags, resolve
 from retriever.local_models import ModelNotFound, PROJECT_DIR
 
 MODELS_FILE = PROJECT_DIR / "models.txt"
@@ -45,6 +46,26 @@ def optional_model_for(role: str) -> str | None:
     return None if not name or name.lower() == "none" else name
 
 
+def configured_runtime(role: str) -> tuple[str, str]:
+    """(runtime as written, where it was written): QA_<ROLE>_RUNTIME, else `<role>_runtime` in models.txt, else
+    torch."""
+    override = os.environ.get(f"QA_{role.upper()}_RUNTIME")
+    if override:
+        return override, f"QA_{role.upper()}_RUNTIME"
+    written = read_models_file().get(f"{role}_runtime")
+    return (written, "models.txt") if written else ("torch", "default")
+
+
 def runtime_for(role: str) -> str:
-    """`torch` or `onnx-int8` for a role: QA_<ROLE>_RUNTIME, else `<role>_runtime` in models.txt, else torch."""
-    return os.environ.get(f"QA_{role.upper()}_RUNTIME") or read_models_file().get(f"{role}_runtime", "torch")
+    """The runtime a role runs on: the configured one, `auto` resolved for this CPU (retriever.cpu)."""
+    return resolve(role, configured_runtime(role)[0])
+
+
+def runtimes_line(roles: tuple[str, ...] = ("reader", "embedder")) -> str:
+    """One line saying which runtime each role picked and why (qa serve prints it at start-up)."""
+    parts = []
+    for role in roles:
+        written, source = configured_runtime(role)
+        chosen = resolve(role, written)
+        parts.append(f"{role} {chosen} ({'auto' if written == 'auto' else source})")
+    return f"runtimes: {', '.join(parts)}; CPU flags: {describe_flags()}"

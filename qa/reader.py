@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer_shape import CLAUSE_END, SENTENCE_END, whole_span
+from retriever.cpu import resolve
 from retriever.local_models import quiet_transformers
 from retriever.text import lower_ascii, uncased_vocabulary
+from retriever.tokens import Tokenizer, Windows
 
 
 @dataclass
@@ -50,24 +52,28 @@ def boundary_cuts(head: tuple[np.ndarray, np.ndarray], hidden: np.ndarray, offse
 
 
 def encode_windows(tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int,
-                   lowercase: bool = True):
+                   lowercase: bool = True) -> Windows:
     """Question/context pairs -> overlapping windows of at most max_length tokens (ASCII lowered first for an
-    uncased vocabulary).
+    uncased vocabulary): arrays with offset_mapping and overflow_to_sample_mapping, and sequence ids per window.
 
-    Returns the tokenizer's BatchEncoding with offset_mapping, overflow_to_sample_mapping and sequence ids.
+    tokenizer: a retriever.tokens.Tokenizer, or a transformers fast tokenizer (training), read through a copy of
+    its backend, so that training and answering cut the same windows.
     """
     fold = lower_ascii if lowercase else str
-    return tokenizer(
-        [fold(q) for q in questions],
-        [fold(c) for c in contexts],
-        truncation="only_second",
-        max_length=max_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        padding="longest",
-        return_tensors="np",
-    )
+    return _windowing(tokenizer).windows([fold(q) for q in questions], [fold(c) for c in contexts], max_length,
+                                         stride)
+
+
+_WRAPPED: dict[int, tuple[object, Tokenizer]] = {}  # a transformers tokenizer -> its Tokenizer, copied once
+
+
+def _windowing(tokenizer) -> Tokenizer:
+    if isinstance(tokenizer, Tokenizer):
+        return tokenizer
+    held = _WRAPPED.get(id(tokenizer))
+    if held is None or held[0] is not tokenizer:
+        held = _WRAPPED[id(tokenizer)] = (tokenizer, Tokenizer.of(tokenizer))
+    return held[1]
 
 
 def context_mask(encoding, window: int) -> np.ndarray:
@@ -122,7 +128,8 @@ def token_segments(passage: str, offsets: np.ndarray, ends: re.Pattern = SENTENC
 
 
 class Reader:
-    """An extractive QA model (AutoModelForQuestionAnswering) with windowing and span decoding."""
+    """An extractive QA model with windowing and span decoding: a transformers AutoModelForQuestionAnswering (torch
+    runtimes) or its ONNX export (onnx runtimes: no torch in the process)."""
 
     def __init__(
         self,
@@ -139,17 +146,15 @@ class Reader:
         boundary: tuple[np.ndarray, np.ndarray] | None = None,
         lowercase: bool | None = None,
     ):
-        import torch
-
-        self.torch = torch
         self.model = model
-        self.tokenizer = tokenizer
+        self.tokenizer = None if tokenizer is None else _windowing(tokenizer)
         self.max_length = max_length
         self.stride = stride
         self.max_answer_chars = max_answer_chars
         self.no_answer_threshold = no_answer_threshold
         self.batch_size = batch_size
-        self.onnx = None  # an OnnxQA when the int8 runtime is chosen
+        self.onnx = None  # an OnnxQA when an onnx runtime is chosen (model is None then)
+        self.runtime = "torch"
         self.bf16 = False  # torch-bf16 runtime: autocast the forward pass (AVX-512 BF16 / AMX CPUs)
         self.type_slack = type_slack  # how far below the best a span of the asked-for type may score
         # confidence = sigmoid(a * margin + b), fitted by qa.training.ship; unfitted, 0.5 sits at the threshold
@@ -159,25 +164,22 @@ class Reader:
         # character-level span edges for tokens of several characters (a trained boundary head, when shipped)
         self.boundary = boundary
         if lowercase is None:
-            lowercase = tokenizer is None or uncased_vocabulary(tokenizer)
+            lowercase = tokenizer is None or uncased_vocabulary(self.tokenizer)
         self.lowercase = lowercase
 
     @classmethod
     def load(cls, model_path: str | Path, runtime: str = "torch", cache_root: Path | None = None,
              **settings) -> "Reader":
-        import torch
-        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
+        """runtime: torch, torch-bf16, onnx-fp32, onnx-int8 or auto (retriever.cpu). The onnx ones export the
+        model once into cache_root/onnx (with torch) and then run without importing torch or transformers."""
         import tempfile
 
         from qa.reader_folder import complete_folder
 
-        quiet_transformers()
+        runtime = resolve("reader", runtime)
         cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
         model_path = complete_folder(Path(model_path), cache_root)  # frozen parts shipped by a package put back
-        tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-        model = AutoModelForQuestionAnswering.from_pretrained(str(model_path), dtype=torch.float32)
-        model.eval()
+        tokenizer = Tokenizer.from_folder(model_path)  # the file transformers would load, without transformers
         config = Path(model_path) / "qa_reader.json"  # decoding settings tuned with the weights
         if config.exists():
             settings = {**json.loads(config.read_text(encoding="utf-8")), **settings}
@@ -187,40 +189,46 @@ class Reader:
 
             weights = load_file(str(head))
             settings["boundary"] = (weights["weight"].astype(np.float32), weights["bias"].astype(np.float32))
-        reader = cls(model, tokenizer, **settings)
-        if runtime == "onnx-int8":
-            from retriever.onnx_runtime import OnnxQA, int8_model
+        if runtime.startswith("onnx-"):
+            from retriever.onnx_runtime import OnnxQA, onnx_model
 
-            reader.onnx = OnnxQA(int8_model(Path(model_path), "qa", cache_root))
-        elif runtime == "torch-bf16":
+            reader = cls(None, tokenizer, **settings)
+            reader.onnx = OnnxQA(onnx_model(model_path, "reader", cache_root, runtime.removeprefix("onnx-")))
+        else:
+            import torch
+            from transformers import AutoModelForQuestionAnswering
+
+            quiet_transformers()
+            model = AutoModelForQuestionAnswering.from_pretrained(str(model_path), dtype=torch.float32)
+            model.eval()
+            reader = cls(model, tokenizer, **settings)
             # without native bf16 (AVX-512 BF16 / AMX) autocast is emulated and slower: stay on fp32 there
-            reader.bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        elif runtime != "torch":
-            raise ValueError(f"unknown reader runtime {runtime!r}: use torch, torch-bf16 or onnx-int8")
+            reader.bf16 = runtime == "torch-bf16" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        reader.runtime = runtime
         return reader
 
     def logits(self, encoding) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Start and end logits of every window, and its last hidden states when a boundary head reads them."""
+        feeds = [{k: encoding[k][b : b + self.batch_size] for k in ("input_ids", "attention_mask", "token_type_ids")
+                  if k in encoding} for b in range(0, encoding["input_ids"].shape[0], self.batch_size)]
+        hidden_too = self.boundary is not None
         if self.onnx is not None:
-            start, end = self.onnx({k: encoding[k] for k in ("input_ids", "attention_mask", "token_type_ids")
-                                    if k in encoding})
-            return start, end, None
-        torch = self.torch
-        starts, ends, hidden = [], [], []
-        n = encoding["input_ids"].shape[0]
+            outs = [self.onnx(feed, hidden_too) for feed in feeds]
+        else:
+            outs = self._torch_logits(feeds, hidden_too)
+        starts, ends, hidden = zip(*outs)
+        return np.concatenate(starts), np.concatenate(ends), np.concatenate(hidden) if hidden_too else None
+
+    def _torch_logits(self, feeds: list[dict], hidden_too: bool) -> list[tuple]:
+        import torch
+
+        outs = []
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            for b in range(0, n, self.batch_size):
-                batch = {
-                    k: torch.from_numpy(encoding[k][b : b + self.batch_size])
-                    for k in ("input_ids", "attention_mask", "token_type_ids")
-                    if k in encoding
-                }
-                out = self.model(**batch, output_hidden_states=self.boundary is not None)
-                starts.append(out.start_logits.float().numpy())
-                ends.append(out.end_logits.float().numpy())
-                if self.boundary is not None:
-                    hidden.append(out.hidden_states[-1].float().numpy())
-        return np.concatenate(starts), np.concatenate(ends), np.concatenate(hidden) if hidden else None
+            for feed in feeds:
+                out = self.model(**{k: torch.from_numpy(v) for k, v in feed.items()}, output_hidden_states=hidden_too)
+                outs.append((out.start_logits.float().numpy(), out.end_logits.float().numpy(),
+                             out.hidden_states[-1].float().numpy() if hidden_too else None))
+        return outs
 
     def read(self, question: str, passages: list[str], n_best: int = 5) -> list[Span]:
         """The n-best spans over all passages, best first (by margin over the window's no-answer score), as

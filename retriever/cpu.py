@@ -1,0 +1,69 @@
+"""Which runtime runs a model fastest on this CPU while still agreeing with fp32: the `auto` runtime.
+
+Measured on the dev questions (BENCHMARKS.md): torch-bf16 agrees with fp32 on 99% of answers and is the fastest
+where the CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere autocast emulates bf16 and is slower than
+fp32. ONNX Runtime fp32 gives the same answers as torch fp32 and is faster than it on a plain AVX2 CPU; dynamic int8
+agreed on only ~89% of answers, so `auto` never picks it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+SHOWN = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")  # the flags that decide or explain
+RUNTIMES = {"reader": ("torch", "torch-bf16", "onnx-fp32", "onnx-int8"), "embedder": ("torch", "onnx-fp32", "onnx-int8")}
+
+
+@functools.lru_cache(maxsize=8)
+def _proc_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):  # every core lists the same flags: the first line is enough
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:  # not Linux: no flags known, so the portable choice
+        pass
+    return frozenset()
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags; QA_CPU_FLAGS (space-separated) stands in for /proc/cpuinfo (tests, what-ifs)."""
+    override = os.environ.get("QA_CPU_FLAGS")
+    if override is not None:
+        return frozenset(override.split())
+    return _proc_flags()
+
+
+def native_bf16(flags: frozenset[str] | None = None) -> bool:
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in NATIVE_BF16)
+
+
+def auto_runtime(role: str, flags: frozenset[str] | None = None) -> str:
+    """The runtime `auto` means for a role on a CPU with these flags."""
+    if role == "reader":
+        return "torch-bf16" if native_bf16(flags) else "onnx-fp32"
+    if role == "embedder":  # same vectors as torch to float precision, faster, and no torch import
+        return "onnx-fp32"
+    raise ValueError(f"no auto runtime for role {role!r}")
+
+
+def resolve(role: str, runtime: str, flags: frozenset[str] | None = None) -> str:
+    """runtime itself, or what `auto` means here; an unknown runtime is a clear error."""
+    chosen = auto_runtime(role, flags) if runtime == "auto" else runtime
+    if role in RUNTIMES and chosen not in RUNTIMES[role]:
+        raise ValueError(f"unknown {role} runtime {runtime!r}: use auto, {', '.join(RUNTIMES[role])}")
+    return chosen
+
+
+def describe_flags(flags: frozenset[str] | None = None) -> str:
+    """The flags that decide `auto` (and explain speed), as found: 'avx2 fma avx512f, no avx512_bf16/amx_bf16'."""
+    flags = cpu_flags() if flags is None else flags
+    found = [f for f in SHOWN if f in flags]
+    missing = [f for f in NATIVE_BF16 if f not in flags]
+    text = " ".join(found) or "none of " + " ".join(SHOWN)
+    if len(missing) == len(NATIVE_BF16):
+        text += ", no " + "/".join(missing)
+    return text
