@@ -536,6 +536,13 @@ def serve_cmd(
     """Serve the HTTP API (and the chat page) with uvicorn."""
     import uvicorn
 
+    from qa.models import runtimes_line
+
+    try:  # which runtime each role picked, and the CPU flags that decided `auto`
+        err.print(escape(runtimes_line()), soft_wrap=True)
+    except ValueError as exc:  # an unknown runtime in models.txt or QA_<ROLE>_RUNTIME
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2)
     if home:
         os.environ["QA_HOME"] = str(home)
     if collection:

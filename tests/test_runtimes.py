@@ -1,0 +1,119 @@
+"""The `auto` runtime follows the CPU's flags (mocked with QA_CPU_FLAGS), and with every role on ONNX Runtime an
+answer is given without importing torch (checked in a fresh process: sys.modules after the answer)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.models import runtime_for, runtimes_line
+from retriever import cpu
+
+ROOT = Path(__file__).resolve().parent.parent
+AVX2_ONLY = "fpu sse4_2 avx avx2 fma"  # an AMD EPYC cloud VM: no AVX-512, no bf16
+SAPPHIRE = "avx2 fma avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile"
+
+
+@pytest.mark.parametrize("flags, reader", [
+    (AVX2_ONLY, "onnx-fp32"),
+    ("avx2 fma avx512f avx512_vnni", "onnx-fp32"),  # AVX-512 without bf16: autocast would be emulated
+    ("avx2 fma avx512f avx512_bf16", "torch-bf16"),
+    ("avx2 amx_bf16", "torch-bf16"),
+    ("", "onnx-fp32"),  # nothing known (not Linux): the portable choice
+])
+def test_auto_follows_the_cpu_flags(monkeypatch, flags, reader):
+    monkeypatch.setenv("QA_CPU_FLAGS", flags)
+    monkeypatch.setenv("QA_READER_RUNTIME", "auto")
+    monkeypatch.setenv("QA_EMBEDDER_RUNTIME", "auto")
+    assert runtime_for("reader") == reader
+    assert runtime_for("embedder") == "onnx-fp32"
+    line = runtimes_line()
+    assert f"reader {reader} (auto)" in line and "embedder onnx-fp32 (auto)" in line
+    assert ("no avx512_bf16/amx_bf16" in line) == (reader == "onnx-fp32")
+
+
+def test_an_explicit_runtime_is_kept_and_said_where_it_came_from(monkeypatch):
+    monkeypatch.setenv("QA_CPU_FLAGS", SAPPHIRE)
+    monkeypatch.setenv("QA_READER_RUNTIME", "onnx-int8")
+    assert runtime_for("reader") == "onnx-int8"
+    assert "reader onnx-int8 (QA_READER_RUNTIME)" in runtimes_line()
+    monkeypatch.setenv("QA_READER_RUNTIME", "tensorrt")
+    with pytest.raises(ValueError, match="unknown reader runtime 'tensorrt'"):
+        runtime_for("reader")
+    with pytest.raises(ValueError, match="unknown embedder runtime 'torch-bf16'"):
+        cpu.resolve("embedder", "torch-bf16")  # bf16 autocast is the reader's only
+
+
+def test_models_txt_asks_for_auto():
+    from qa.models import read_models_file
+
+    roles = read_models_file(ROOT / "models.txt")
+    assert roles["reader_runtime"] == "auto" and roles["embedder_runtime"] == "auto"
+
+
+def test_flags_are_read_from_cpuinfo(tmp_path, monkeypatch):
+    monkeypatch.delenv("QA_CPU_FLAGS", raising=False)
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx avx2 fma\n\nprocessor\t: 1\n"
+                    "flags\t\t: fpu avx avx2 fma\n")
+    flags = cpu._proc_flags(str(info))
+    assert flags == {"fpu", "avx", "avx2", "fma"}
+    assert cpu.auto_runtime("reader", flags) == "onnx-fp32"
+    assert cpu._proc_flags(str(tmp_path / "missing")) == frozenset()
+    assert cpu.cpu_flags() == cpu._proc_flags()  # no override: this machine's own
+
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn")
+ASK = """
+import json, sys
+from qa.cli import ask_entry
+sys.argv = ["ask", "--json", "中关村论坛是哪一年诞生的？"]
+try:
+    ask_entry()
+except SystemExit:
+    pass
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(%r))))
+""" % (HEAVY,)
+SERVE = """
+import json, sys
+from fastapi.testclient import TestClient
+from api.app import create_app
+with TestClient(create_app()) as client:
+    client.get("/ready")
+    while client.get("/ready").status_code != 200:
+        import time; time.sleep(0.2)
+    print(json.dumps(client.post("/v1/ask", json={"question": "中关村论坛是哪一年诞生的？"}).json()["answer"],
+                     ensure_ascii=False))
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(%r))))
+""" % (HEAVY,)
+
+
+@pytest.fixture(scope="module")
+def onnx_home(tmp_path_factory):
+    """A data directory whose ONNX exports and index exist (the export itself uses torch, once)."""
+    home = tmp_path_factory.mktemp("onnx-home")
+    env = _env(home)
+    subprocess.run([sys.executable, "-c", ASK], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
+    assert list(home.glob("onnx/reader-*/model.onnx")) and list(home.glob("onnx/encoder-*/model.onnx"))
+    return home
+
+
+def _env(home: Path) -> dict:
+    # auto on a CPU without bf16 (mocked): both roles on onnx-fp32
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_RUNTIME")}
+    return {**env, "QA_HOME": str(home), "QA_CPU_FLAGS": AVX2_ONLY, "QA_READER_RUNTIME": "auto",
+            "QA_EMBEDDER_RUNTIME": "auto"}
+
+
+@pytest.mark.parametrize("script", [ASK, SERVE], ids=["ask", "serve"])
+def test_the_onnx_path_answers_without_importing_torch(onnx_home, script):
+    done = subprocess.run([sys.executable, "-c", script], env=_env(onnx_home), cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert json.loads(lines[-1]) == []  # none of torch, transformers, sentence-transformers, scikit-learn
+    answer = json.loads("\n".join(lines[:-1]))
+    assert (answer["answer"] if isinstance(answer, dict) else answer) == "2007年"
