@@ -68,7 +68,7 @@ _WRAPPED: dict[int, tuple[object, Tokenizer]] = {}  # a transformers tokenizer -
 
 
 def _windowing(tokenizer) -> Tokenizer:
-    if isinstance(tokenizer, Tokenizer):
+    if hasattr(tokenizer, "windows"):  # a Tokenizer (or anything cutting windows the same way)
         return tokenizer
     held = _WRAPPED.get(id(tokenizer))
     if held is None or held[0] is not tokenizer:

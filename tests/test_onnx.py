@@ -1,10 +1,14 @@
-"""The int8 ONNX runtime agrees with PyTorch (exported once into the data directory, then cached)."""
+"""The ONNX runtimes agree with PyTorch (exported once into the data directory, then cached): fp32 exactly, int8
+closely; the boundary head reads the ONNX model's hidden states as it reads torch's."""
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
 from qa.models import model_for
-from qa.reader import Reader
+from qa.reader import Reader, boundary_cuts, context_mask, encode_windows
 from retriever.local_models import resolve_model_path
 from retriever.embedder import Embedder
 from tests.conftest import DOC_002, original
@@ -17,7 +21,7 @@ def test_int8_embedder_matches_fp32(tmp_path, embedder):
     cosine = (embedder.embed_passages(texts) * fast.embed_queries(texts)).sum(axis=1)
     assert cosine.min() > 0.97
     assert list(tmp_path.glob("onnx/encoder-*/model.int8.onnx"))  # cached for the next process
-    assert fast.model.model is None  # the torch weights stay on disk: the int8 copy is all it runs
+    assert fast.model is None  # the torch weights stay on disk: the int8 copy is all it runs
 
 
 def test_int8_runtime_refuses_an_encoder_it_would_pool_wrongly(tmp_path):
@@ -36,6 +40,8 @@ def test_int8_runtime_refuses_an_encoder_it_would_pool_wrongly(tmp_path):
         {"word_embedding_dimension": 512, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
     with pytest.raises(ValueError, match="mean-pooling encoders only"):
         Embedder(str(folder), "onnx-int8", tmp_path)
+    with pytest.raises(ValueError, match="mean-pooling encoders only"):
+        Embedder(str(folder), "onnx-fp32", tmp_path)
     with pytest.raises(ValueError, match="unknown embedder runtime"):
         Embedder("m3e-small", "tensorrt", tmp_path)
 
@@ -52,6 +58,59 @@ def assert_same_spans(reference: Reader, other: Reader) -> None:
         same += a.text == b.text
         assert abs(a.margin - b.margin) < max(2.0, 0.12 * abs(a.margin))
     assert same >= len(questions) - 1
+
+
+def test_fp32_embedder_gives_torch_vectors_and_keeps_the_index_name(tmp_path, embedder):
+    fast = Embedder("m3e-small", "onnx-fp32", tmp_path)
+    assert fast.name == "m3e-small" and fast.model is None  # same vectors: an index built with torch stays valid
+    texts = ["量子计算云平台Quafu亮相", "中关村论坛在京举行", "今天天气晴朗" * 100]  # the last one is truncated
+    assert np.abs(embedder.embed_queries(texts) - fast.embed_queries(texts)).max() < 1e-5
+    assert list(tmp_path.glob("onnx/encoder-*/model.onnx"))
+
+
+def test_fp32_reader_reads_what_torch_reads(tmp_path):
+    path = resolve_model_path(model_for("reader"))
+    torch_reader, onnx_reader = Reader.load(path, "torch"), Reader.load(path, "onnx-fp32", tmp_path)
+    assert onnx_reader.model is None and onnx_reader.runtime == "onnx-fp32"
+    context = original(DOC_002).replace("\n", "")
+    passages = [context[:700], context[700:1500], context[1500:]]  # windows of different lengths, padded together
+    for q in ["中关村论坛是哪一年诞生的？", "量子计算机需要多少秒？", "邓鸿森是谁？"]:
+        a, b = torch_reader.read(q, passages, 5), onnx_reader.read(q, passages, 5)
+        assert [(s.passage, s.start, s.end) for s in a] == [(s.passage, s.start, s.end) for s in b]
+        assert np.allclose([s.margin for s in a], [s.margin for s in b], atol=1e-3)
+
+
+def test_the_boundary_head_cuts_alike_on_onnx(tmp_path):
+    """A reader folder with a boundary head (seeded weights, the shape training gives it): the cuts come from the
+    last hidden states, which the ONNX export returns beside the logits."""
+    from safetensors.numpy import save_file
+
+    from qa.training.train import BOUNDARY_CLASSES
+
+    folder = tmp_path / "reader"
+    folder.mkdir()
+    for f in resolve_model_path(model_for("reader")).iterdir():
+        (folder / f.name).symlink_to(f)
+    rng = np.random.default_rng(0)
+    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+    save_file({"weight": rng.standard_normal((2 * BOUNDARY_CLASSES, hidden)).astype(np.float32),
+               "bias": np.zeros(2 * BOUNDARY_CLASSES, np.float32)}, str(folder / "boundary.safetensors"))
+    torch_reader, onnx_reader = Reader.load(folder, "torch"), Reader.load(folder, "onnx-fp32", tmp_path)
+    assert onnx_reader.boundary is not None
+    context = original(DOC_002).replace("\n", "")[:1200]
+    questions = ["中关村论坛是哪一年诞生的？", "比尔·盖茨在哪个基金会任职？", "经典计算机需要多长时间？"]
+    for q in questions:
+        a, b = torch_reader.read(q, [context], 3), onnx_reader.read(q, [context], 3)
+        assert [(s.start, s.end) for s in a] == [(s.start, s.end) for s in b]
+    # the cuts themselves, at every token of several characters (a word piece such as "2007"), from both runtimes
+    enc = encode_windows(onnx_reader.tokenizer, questions[:1], [context], 256, 96)
+    (_, _, torch_hidden), (_, _, onnx_hidden) = torch_reader.logits(enc), onnx_reader.logits(enc)
+    assert np.allclose(torch_hidden, onnx_hidden, atol=1e-3)
+    offsets = enc["offset_mapping"][0]
+    wide = [t for t in np.flatnonzero(context_mask(enc, 0)) if offsets[t][1] - offsets[t][0] > 1]
+    cuts = [boundary_cuts(onnx_reader.boundary, onnx_hidden[0], offsets, t, t) for t in wide]
+    assert wide and cuts == [boundary_cuts(torch_reader.boundary, torch_hidden[0], offsets, t, t) for t in wide]
+    assert any(c != (0, 0) for c in cuts)  # the seeded head does cut: the comparison means something
 
 
 def test_int8_reader_gives_the_same_answers(tmp_path):

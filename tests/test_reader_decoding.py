@@ -6,6 +6,7 @@ from qa.answer_shape import shape, trim
 from qa.reader import Span, best_spans_in_window
 from qa.refusal import not_given
 from retriever.text import lower_ascii
+from retriever.tokens import Windows
 
 
 def answer(question, spans, passages, type_slack=0.0, threshold=0.0):
@@ -140,17 +141,13 @@ def test_spans_never_cross_a_sentence_end():
     from qa.reader import Reader
 
     class Tokens:  # one token per character: enough to drive read() with fixed logits
-        def __call__(self, questions, contexts, **kw):
-            from transformers import BatchEncoding
-
+        def windows(self, questions, contexts, max_length, stride):
             q, c = questions[0], contexts[0]
             ids = np.zeros((1, len(q) + len(c) + 3), dtype=np.int64)
             offsets = np.array([[0, 0]] + [[0, 0]] * len(q) + [[0, 0]] + [[i, i + 1] for i in range(len(c))] + [[0, 0]])
             seq = [None] + [0] * len(q) + [None] + [1] * len(c) + [None]
-            enc = BatchEncoding({"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids),
-                                 "offset_mapping": offsets[None], "overflow_to_sample_mapping": np.array([0])})
-            enc.sequence_ids = lambda w: seq
-            return enc
+            return Windows({"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids),
+                            "offset_mapping": offsets[None], "overflow_to_sample_mapping": np.array([0])}, [seq])
 
     context = "第一句话。答案在这"
     start_at, end_at = 1 + 1 + 1 + context.index("话"), 1 + 1 + 1 + context.index("案")
@@ -334,21 +331,18 @@ def test_a_question_about_nothing_in_the_articles_is_off_topic():
 def test_boundary_head_cuts_a_span_inside_multi_character_tokens():
     """XLM-R pieces hold several characters: the answer 人民共和国 starts inside the piece 中华人民共和国 and
     成立 ends inside 成立于. The boundary head's cuts (here fixed weights) give the character-level span."""
-    from transformers import BatchEncoding
-
     from qa.reader import Reader, boundary_cuts
 
     context = "中华人民共和国成立于1949年。"
     pieces = [(0, 7), (7, 10), (10, 14), (14, 15), (15, 16)]  # 中华人民共和国 | 成立于 | 1949 | 年 | 。
 
     class Pieces:
-        def __call__(self, questions, contexts, **kw):
+        def windows(self, questions, contexts, max_length, stride):
             n = 1 + 2 + 1 + len(pieces) + 1
             offsets = np.array([[0, 0]] * 4 + [list(p) for p in pieces] + [[0, 0]])
-            enc = BatchEncoding({"input_ids": np.zeros((1, n), np.int64), "attention_mask": np.ones((1, n), np.int64),
-                                 "offset_mapping": offsets[None], "overflow_to_sample_mapping": np.array([0])})
-            enc.sequence_ids = lambda w: [None, 0, 0, None] + [1] * len(pieces) + [None]
-            return enc
+            return Windows({"input_ids": np.zeros((1, n), np.int64), "attention_mask": np.ones((1, n), np.int64),
+                            "offset_mapping": offsets[None], "overflow_to_sample_mapping": np.array([0])},
+                           [[None, 0, 0, None] + [1] * len(pieces) + [None]])
 
     classes, hidden_size = 8, 4
     weight, bias = np.zeros((2 * classes, hidden_size), np.float32), np.zeros(2 * classes, np.float32)
