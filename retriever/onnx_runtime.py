@@ -106,11 +106,17 @@ def _export_fp32(model_dir: Path, kind: str, target: Path) -> None:
         os.replace(partial, target)
 
 
-def session(path: Path, threads: int | None = None):
+def threads() -> int:
+    """ONNX Runtime's threads: OMP_NUM_THREADS when set (it limits torch's too, so both compare on the same
+    cores), else up to 2. On a CPU other work also uses, fewer threads wait less for each other."""
+    return int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1))
+
+
+def session(path: Path):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+    options.intra_op_num_threads = threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
