@@ -68,7 +68,8 @@ RUNTIMES = {"torch": ("torch", "torch"), "torch-bf16": ("torch-bf16", "torch"), 
             "onnx-int8": ("onnx-int8", "onnx-int8")}
 LABELS = {"torch": "PyTorch fp32", "torch-bf16": "PyTorch bf16 reader", "onnx-fp32": "ONNX fp32",
           "onnx-int8": "ONNX int8"}
-HOLD_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}  # torch's kernels only; ORT has no such knob
+# torch's own kernels, oneDNN's and MKL's sgemm held to AVX2; onnxruntime has no such knob
+HOLD_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 def cpu_line() -> str:
@@ -81,7 +82,8 @@ def cpu_line() -> str:
 
     return (f"{runtimes_line()}{mocked}. Threads: onnxruntime {threads()}, torch "
             f"{os.environ.get('OMP_NUM_THREADS') or 'its default (all cores)'}. torch kernels "
-            + ("held to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2); onnxruntime uses what the CPU has."
+            + ("held to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2); "
+               "onnxruntime uses what the CPU has."
                if held else "use what the CPU has."))
 
 

@@ -159,7 +159,6 @@ def ask_main(
     tag: Optional[list[str]] = typer.Option(None, "--tag", help=TAG_FILTER_HELP),
 ):
     """Ask a question in Chinese about the indexed articles (of one collection, filtered by metadata)."""
-    from qa.client import QAClientError
     from qa.pipeline import QuestionError
 
     if eval_file:
@@ -169,13 +168,14 @@ def ask_main(
     if corpus is not None and not corpus.is_dir():
         err.print(f"[red]error:[/red] --corpus {escape(str(corpus))} is not a folder")
         raise typer.Exit(2)
+    refusals: tuple = (QuestionError,)
     if server:  # the same Answer from a server: no models loaded here
-        from qa.client import Client
+        from qa.client import Client, QAClientError  # httpx: imported only when a server is asked
 
         asker = Client(server)
+        refusals += (QAClientError,)
     else:
         asker = _pipeline(home, corpus, top_k, retrieval, quiet=json_out, store=store)
-    refusals = (QuestionError, QAClientError)
 
     if question == "-" and json_out:  # JSON Lines: one question per line in, one Answer per line out
         for line in sys.stdin:

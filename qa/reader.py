@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer_shape import CLAUSE_END, SENTENCE_END, whole_span
-from retriever.cpu import resolve
+from retriever.cpu import native_bf16, resolve
 from retriever.local_models import quiet_transformers
 from retriever.text import lower_ascii, uncased_vocabulary
 from retriever.tokens import Tokenizer, Windows
@@ -202,8 +202,10 @@ class Reader:
             model = AutoModelForQuestionAnswering.from_pretrained(str(model_path), dtype=torch.float32)
             model.eval()
             reader = cls(model, tokenizer, **settings)
-            # without native bf16 (AVX-512 BF16 / AMX) autocast is emulated and slower: stay on fp32 there
-            reader.bf16 = runtime == "torch-bf16" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            # without native bf16 (AVX-512 BF16 / AMX) autocast is emulated and slower: stay on fp32 there (the CPU
+            # flags as retriever.cpu reads them, so QA_CPU_FLAGS plays an AVX2-only CPU here too)
+            reader.bf16 = (runtime == "torch-bf16" and native_bf16()
+                           and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
         reader.runtime = runtime
         return reader
 

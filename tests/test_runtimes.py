@@ -117,3 +117,13 @@ def test_the_onnx_path_answers_without_importing_torch(onnx_home, script):
     assert json.loads(lines[-1]) == []  # none of torch, transformers, sentence-transformers, scikit-learn
     answer = json.loads("\n".join(lines[:-1]))
     assert (answer["answer"] if isinstance(answer, dict) else answer) == "2007年"
+
+
+def test_torch_bf16_stays_fp32_on_a_cpu_without_native_bf16(monkeypatch):
+    from qa.models import model_for
+    from qa.reader import Reader
+    from retriever.local_models import resolve_model_path
+
+    monkeypatch.setenv("QA_CPU_FLAGS", AVX2_ONLY)  # bf16 autocast would be emulated there, slower than fp32
+    reader = Reader.load(resolve_model_path(model_for("reader")), "torch-bf16")
+    assert reader.runtime == "torch-bf16" and not reader.bf16
