@@ -2,7 +2,7 @@
 
 The ONNX files are not committed (every weight file stays in git history for good): on first use the PyTorch model
 is exported with torch.onnx (fp32, the only step that needs torch), dynamically quantised to int8 when that
-precision is asked for, and cached under QA_HOME/onnx/<kind>-<hash of the weights>/. Later processes load the cached
+precision is asked for, and cached under QA_HOME/onnx/<kind>-<hash of the weights>/ (or QA_ONNX_CACHE/...). Later processes load the cached
 file with onnxruntime alone. fp32 gives torch fp32's answers; int8 moves span boundaries (BENCHMARKS.md).
 """
 
@@ -54,7 +54,9 @@ def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "f
     the boundary head) or an encoder (kind='encoder'), in fp32 or dynamically quantised int8."""
     if precision not in FILES:
         raise ValueError(f"unknown ONNX precision {precision!r}: use fp32 or int8")
-    folder = Path(cache_root) / "onnx" / f"{kind}-{_weights_hash(Path(model_dir))}"
+    # QA_ONNX_CACHE: one export shared by several data directories (the test suite's throw-away homes)
+    root = Path(os.environ.get("QA_ONNX_CACHE") or Path(cache_root) / "onnx")
+    folder = root / f"{kind}-{_weights_hash(Path(model_dir))}"
     target = folder / FILES[precision]
     if target.exists():
         return target

@@ -1,6 +1,12 @@
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# the ONNX exports (keyed by a hash of the weights) are shared by the suite's many throw-away QA_HOMEs and by the
+# processes they start: one export per model instead of one per home
+os.environ.setdefault("QA_ONNX_CACHE", str(Path(tempfile.gettempdir()) / "qa-zh-tests-onnx"))
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "qa" / "data" / "corpus"

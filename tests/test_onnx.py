@@ -15,7 +15,8 @@ from retriever.embedder import Embedder
 from tests.conftest import DOC_002, original
 
 
-def test_int8_embedder_matches_fp32(tmp_path, embedder):
+def test_int8_embedder_matches_fp32(tmp_path, embedder, monkeypatch):
+    monkeypatch.delenv("QA_ONNX_CACHE", raising=False)  # the export goes into the data directory by default
     fast = Embedder("m3e-small", "onnx-int8", tmp_path)
     assert fast.name == "m3e-small@onnx-int8"  # the index records the runtime, so a switch rebuilds
     texts = ["量子计算云平台Quafu亮相", "中关村论坛在京举行", "今天天气晴朗", "邓鸿森说，中国的创新成就令世人瞩目。"]
@@ -61,7 +62,8 @@ def assert_same_spans(reference: Reader, other: Reader) -> None:
     assert same >= len(questions) - 1
 
 
-def test_fp32_embedder_gives_torch_vectors_and_keeps_the_index_name(tmp_path, embedder):
+def test_fp32_embedder_gives_torch_vectors_and_keeps_the_index_name(tmp_path, embedder, monkeypatch):
+    monkeypatch.delenv("QA_ONNX_CACHE", raising=False)
     fast = Embedder("m3e-small", "onnx-fp32", tmp_path)
     assert fast.name == "m3e-small" and fast.model is None  # same vectors: an index built with torch stays valid
     texts = ["量子计算云平台Quafu亮相", "中关村论坛在京举行", "今天天气晴朗" * 100]  # the last one is truncated

@@ -103,7 +103,7 @@ def onnx_home(tmp_path_factory):
 
 def _env(home: Path) -> dict:
     # auto on a CPU without bf16 (mocked): both roles on onnx-fp32
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_RUNTIME")}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_RUNTIME") and k != "QA_ONNX_CACHE"}
     return {**env, "QA_HOME": str(home), "QA_CPU_FLAGS": AVX2_ONLY, "QA_READER_RUNTIME": "auto",
             "QA_EMBEDDER_RUNTIME": "auto"}
 
