@@ -168,7 +168,8 @@ def bench_latency(questions: list[dict], home: Path, lines: list[str], runtimes:
             "f1": 100 * sum(char_f1(a, i["answers"]) for i, a in answerable) / max(len(answerable), 1),
         }
         del p
-    lines += ["", "### Latency per question (warm, 2 cores), ms p50 / p95 (× the fp32 reference, p50 / p95)", "",
+    lines += ["", "### Latency per question (warm; threads as on the CPU line), ms p50 / p95 "
+              "(× the fp32 reference, p50 / p95)", "",
               "Reference: PyTorch fp32 reader forward pass over 3 windows of 128 tokens, timed beside each runtime "
               f"({reference_repeats} passes before and after its questions): "
               + ", ".join(f"{LABELS[r]} block {1000 * results[r]['reference']:.1f} ms" for r in runtimes)

@@ -13,7 +13,8 @@ import os
 
 NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 SHOWN = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")  # the flags that decide or explain
-RUNTIMES = {"reader": ("torch", "torch-bf16", "onnx-fp32", "onnx-int8"), "embedder": ("torch", "onnx-fp32", "onnx-int8")}
+RUNTIMES = {"reader": ("torch", "torch-bf16", "onnx-fp32", "onnx-int8"),
+            "embedder": ("torch", "onnx-fp32", "onnx-int8")}
 
 
 @functools.lru_cache(maxsize=8)

@@ -2,8 +2,9 @@
 
 The ONNX files are not committed (every weight file stays in git history for good): on first use the PyTorch model
 is exported with torch.onnx (fp32, the only step that needs torch), dynamically quantised to int8 when that
-precision is asked for, and cached under QA_HOME/onnx/<kind>-<hash of the weights>/ (or QA_ONNX_CACHE/...). Later processes load the cached
-file with onnxruntime alone. fp32 gives torch fp32's answers; int8 moves span boundaries (BENCHMARKS.md).
+precision is asked for, and cached under QA_HOME/onnx/<kind>-<hash of the weights>/ (or QA_ONNX_CACHE/...). Later
+processes load the cached file with onnxruntime alone. fp32 gives torch fp32's answers; int8 moves span boundaries
+(BENCHMARKS.md).
 """
 
 from __future__ import annotations
