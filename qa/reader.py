@@ -8,6 +8,7 @@ mapped to character offsets and given whole units (qa.answer_shape) before the n
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from dataclasses import dataclass
@@ -180,7 +181,10 @@ class Reader:
         model.eval()
         config = Path(model_path) / "qa_reader.json"  # decoding settings tuned with the weights
         if config.exists():
-            settings = {**json.loads(config.read_text(encoding="utf-8")), **settings}
+            # keys that are not decoding settings (e.g. which domains chose the threshold) are notes for people
+            stored = json.loads(config.read_text(encoding="utf-8"))
+            known = inspect.signature(cls).parameters
+            settings = {**{k: v for k, v in stored.items() if k in known}, **settings}
         head = Path(model_path) / "boundary.safetensors"
         if head.exists():
             from safetensors.numpy import load_file

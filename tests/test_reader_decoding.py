@@ -102,6 +102,24 @@ def test_calibration_fit_matches_the_rate_of_right_answers():
     assert a > 0 and abs(sigmoid(1.5) - 0.75) < 0.08 and abs(sigmoid(-1.5) - 0.25) < 0.08
 
 
+def test_threshold_weighs_every_domain_but_keeps_the_tune_false_refusal_cap():
+    from qa.training.ship import choose_threshold
+
+    right, none = {"question": "q", "answers": ["对"]}, {"question": "q", "answers": []}
+    # on the tune half alone any threshold in (-2, 1] is perfect; the smallest gap is chosen (closest to 0)
+    tune = [(right, 1.0, "对")] * 20 + [(none, -2.0, "错")] * 5
+    t_alone, _ = choose_threshold(tune)
+    assert -2.0 < t_alone <= 1.0
+    # a domain whose unanswerable questions score up to 0.5 pulls the threshold above 0.5 ...
+    domain = [(right, 3.0, "对")] * 10 + [(none, 0.5, "错")] * 10
+    t, figures = choose_threshold(tune, domains={"legal": domain})
+    assert 0.5 < t <= 1.0 and figures["domains"]["legal"]["no_answer_accuracy"] == 100.0
+    # ... but never so far that more than 5% of the tune half's answerable questions are refused
+    domain = [(right, 3.0, "对")] * 10 + [(none, 2.0, "错")] * 30
+    t, figures = choose_threshold(tune, domains={"legal": domain})
+    assert t <= 1.0 and figures["false_refusals"] <= 5.0
+
+
 def widen(text, part):
     """The span whole_units makes of the first occurrence of part in text."""
     from qa.answer_shape import whole_units

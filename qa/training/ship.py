@@ -1,11 +1,14 @@
-"""Ship a trained reader: pick the no-answer threshold on the dev *tune* split, write fp16 weights.
+"""Ship a trained reader: pick the no-answer threshold on tune slices only, write fp16 weights.
 
-    python -m qa.training.ship runs/reader-v1/best --out qa/weights/reader
+    python -m qa.training.ship runs/reader-v1/best --out qa/weights/reader [--data ../shared/data/reading-comprehension]
 
-The threshold and the answer-type slack (see qa.answer_shape.shape) are chosen end to end (retrieval + reader)
-on the tune half of tests/data/dev_questions.jsonl, never on the report half: the highest answerable F1 +
-no-answer accuracy with at most 5% of answerable questions refused. The sigmoid that turns a margin into a
-[0, 1] confidence is fitted on the same half. All three are stored with the weights in qa_reader.json.
+The answer-type slack (see qa.answer_shape.shape) is chosen end to end (retrieval + reader) on the tune half of
+tests/data/dev_questions.jsonl, never on the report half. The no-answer threshold is chosen on several domains at
+once when --data is given: that tune half (news, end to end) plus the `valid` slices of the sets that hold
+unanswerable questions (Chinese SQuAD 2.0, CAIL2019, DuReader-checklist: encyclopaedia, legal, web search), read
+passage by passage: the highest mean over domains of answerable F1 + no-answer accuracy, with at most 5% of the
+tune half's answerable questions refused. The sigmoid that turns a margin into a [0, 1] confidence is fitted on
+the same pooled questions. All of it is stored with the weights in qa_reader.json.
 """
 
 from __future__ import annotations
@@ -31,23 +34,50 @@ def margins(pipeline, items: list[dict], type_slack: float = 0.0) -> list[tuple[
     return out
 
 
-def choose_threshold(scored, max_false_refusal: float = 0.05) -> tuple[float, dict]:
+def domain_margins(reader, examples) -> list[tuple[dict, float, str | None]]:
+    """(question, best span margin, span text) for each example read alone with its own passage, in the shape
+    `margins` gives (the answers as a list of texts)."""
+    out = []
+    for ex in examples:
+        spans = reader.read(ex.question, [ex.context], n_best=1)
+        item = {"question": ex.question, "answers": [a[0] for a in ex.answers]}
+        out.append((item, spans[0].margin, spans[0].text) if spans else (item, float("-inf"), None))
+    return out
+
+
+def figures_at(scored, t: float) -> dict:
+    """Answerable F1, no-answer accuracy and false refusals (fractions) with threshold t."""
     from qa.metrics import char_f1
 
     answerable = [s for s in scored if s[0]["answers"]]
     unanswerable = [s for s in scored if not s[0]["answers"]]
-    best = None
     # an answer of None with refusals switched off was refused by a check that is not the threshold
-    for t in sorted({round(m, 2) for _, m, _ in scored} | {0.0}):
-        refused_wrong = sum(m < t or a is None for _, m, a in answerable) / max(len(answerable), 1)
-        if refused_wrong > max_false_refusal:
+    return {
+        "f1": sum(char_f1(a if m >= t else None, q["answers"]) for q, m, a in answerable) / max(len(answerable), 1),
+        "no_answer_accuracy": sum(m < t or a is None for _, m, a in unanswerable) / max(len(unanswerable), 1),
+        "false_refusals": sum(m < t or a is None for _, m, a in answerable) / max(len(answerable), 1),
+    }
+
+
+def choose_threshold(scored, max_false_refusal: float = 0.05, domains: dict | None = None) -> tuple[float, dict]:
+    """The threshold with the best F1 + no-answer accuracy on `scored` (end to end, the tune half), or on the
+    mean over `scored` and every domain in `domains` when given; never more than max_false_refusal of the
+    tune half's answerable questions refused."""
+    domains = domains or {}
+    candidates = {round(m, 2) for _, m, _ in scored} | {0.0}
+    for rows in domains.values():  # a coarser grid over the (many more) domain margins
+        candidates |= {round(m, 1) for _, m, _ in rows if m != float("-inf")}
+    best = None
+    for t in sorted(candidates):
+        tune = figures_at(scored, t)
+        if tune["false_refusals"] > max_false_refusal:
             continue
-        f1 = sum(char_f1(a if m >= t else None, q["answers"]) for q, m, a in answerable) / max(len(answerable), 1)
-        no_answer = sum(m < t or a is None for _, m, a in unanswerable) / max(len(unanswerable), 1)
-        key = (f1 + no_answer, -abs(t))
+        per_domain = {name: figures_at(rows, t) for name, rows in domains.items()}
+        every = [tune, *per_domain.values()]
+        key = (sum(f["f1"] + f["no_answer_accuracy"] for f in every) / len(every), -abs(t))
         if best is None or key > best[0]:
-            best = (key, t, {"f1": 100 * f1, "no_answer_accuracy": 100 * no_answer,
-                             "false_refusals": 100 * refused_wrong})
+            pct = lambda f: {k: round(100 * v, 1) for k, v in f.items()}
+            best = (key, t, {**pct(tune), **({"domains": {n: pct(f) for n, f in per_domain.items()}} if domains else {})})
     return best[1], best[2]
 
 
@@ -81,6 +111,10 @@ def main(argv=None):
     parser.add_argument("--questions", type=Path, default=Path("tests/data/dev_questions.jsonl"))
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--stride", type=int, default=96)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="reading-comprehension folder: calibrate the threshold on the valid slices of its sets "
+                             "with unanswerable questions too (several domains)")
+    parser.add_argument("--domain-limit", type=int, default=400, help="at most this many valid questions a set")
     parser.add_argument("--frozen-embeddings", default=None, metavar="BASE",
                         help="the checkpoint kept BASE's word embeddings frozen (multilingual-e5-small): leave them "
                              "and the tokenizer out of the shipped folder; they are put back from BASE's package")
@@ -117,13 +151,25 @@ def main(argv=None):
         print(f"type_slack {slack}: threshold {threshold:.2f} on the tune split: {figures}")
         choices.append((figures["f1"] + figures["no_answer_accuracy"], -slack, threshold, slack))
     _, _, threshold, slack = max(choices)
-    calibration = fit_calibration(margins(pipeline, tune, slack))
+    scored = margins(pipeline, tune, slack)
+    domains = {}
+    if args.data:
+        from qa.training.data import load_all
+
+        valid = load_all(args.data)["valid"]
+        for source in sorted({ex.source for ex in valid if not ex.answerable}):
+            group = [ex for ex in valid if ex.source == source][: args.domain_limit]
+            domains[source] = domain_margins(pipeline.reader, group)
+        threshold, figures = choose_threshold(scored, domains=domains)
+        print(f"threshold {threshold:.2f} on the tune split and {len(domains)} valid domains: {json.dumps(figures, ensure_ascii=False)}")
+    calibration = fit_calibration(scored + [row for rows in domains.values() for row in rows])
     print(f"calibration: confidence = sigmoid({calibration[0]:.3f} * margin + {calibration[1]:.3f})")
 
     (tmp / "qa_reader.json").write_text(json.dumps(
         {"no_answer_threshold": threshold, "type_slack": slack, "calibration": calibration,
          "max_length": args.max_length, "stride": args.stride,
-         "clause_spans": pipeline.reader.clause_spans}, indent=2))
+         "clause_spans": pipeline.reader.clause_spans,
+         "threshold_domains": ["dev tune (news, end to end)", *domains]}, indent=2, ensure_ascii=False))
     if args.frozen_embeddings:
         from qa.reader_folder import strip_frozen_embeddings
 
