@@ -191,6 +191,12 @@ def test_spans_never_cross_a_sentence_end():
     assert Fixed(model=None, tokenizer=Tokens(), lowercase=True).read("问", [context], n_best=1)[0].text == "话"
     crossing = Fixed(model=None, tokenizer=Tokens(), lowercase=True, clause_spans=False).read("问", [context], n_best=1)[0]
     assert crossing.text == "话，答案"
+    # a soft rule: crossing a comma costs clause_penalty (18 - 1 beats 14; 18 - 5 does not); a sentence end stays hard
+    soft = lambda penalty: Fixed(model=None, tokenizer=Tokens(), lowercase=True,  # noqa: E731
+                                 clause_penalty=penalty).read("问", [context], n_best=1)[0].text
+    assert soft(1.0) == "话，答案" and soft(5.0) == "话"
+    assert Fixed(model=None, tokenizer=Tokens(), lowercase=True, clause_penalty=0.0).read(
+        "问", ["第一句话。答案在这"], n_best=1)[0].text == "话"
 
 
 def test_token_segments_count_the_breaks_before_each_token():
