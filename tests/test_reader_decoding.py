@@ -103,6 +103,24 @@ def test_calibration_fit_matches_the_rate_of_right_answers():
     assert a > 0 and abs(sigmoid(1.5) - 0.75) < 0.08 and abs(sigmoid(-1.5) - 0.25) < 0.08
 
 
+def test_threshold_weighs_every_domain_but_keeps_the_tune_false_refusal_cap():
+    from qa.training.ship import choose_threshold
+
+    right, none = {"question": "q", "answers": ["对"]}, {"question": "q", "answers": []}
+    # on the tune half alone any threshold in (-2, 1] is perfect; the smallest gap is chosen (closest to 0)
+    tune = [(right, 1.0, "对")] * 20 + [(none, -2.0, "错")] * 5
+    t_alone, _ = choose_threshold(tune)
+    assert -2.0 < t_alone <= 1.0
+    # a domain whose unanswerable questions score up to 0.5 pulls the threshold above 0.5 ...
+    domain = [(right, 3.0, "对")] * 10 + [(none, 0.5, "错")] * 10
+    t, figures = choose_threshold(tune, domains={"legal": domain})
+    assert 0.5 < t <= 1.0 and figures["domains"]["legal"]["no_answer_accuracy"] == 100.0
+    # ... but never so far that more than 5% of the tune half's answerable questions are refused
+    domain = [(right, 3.0, "对")] * 10 + [(none, 2.0, "错")] * 30
+    t, figures = choose_threshold(tune, domains={"legal": domain})
+    assert t <= 1.0 and figures["false_refusals"] <= 5.0
+
+
 def widen(text, part):
     """The span whole_units makes of the first occurrence of part in text."""
     from qa.answer_shape import whole_units
@@ -170,6 +188,12 @@ def test_spans_never_cross_a_sentence_end():
     assert Fixed(model=None, tokenizer=Tokens(), lowercase=True).read("问", [context], n_best=1)[0].text == "话"
     crossing = Fixed(model=None, tokenizer=Tokens(), lowercase=True, clause_spans=False).read("问", [context], n_best=1)[0]
     assert crossing.text == "话，答案"
+    # a soft rule: crossing a comma costs clause_penalty (18 - 1 beats 14; 18 - 5 does not); a sentence end stays hard
+    soft = lambda penalty: Fixed(model=None, tokenizer=Tokens(), lowercase=True,  # noqa: E731
+                                 clause_penalty=penalty).read("问", [context], n_best=1)[0].text
+    assert soft(1.0) == "话，答案" and soft(5.0) == "话"
+    assert Fixed(model=None, tokenizer=Tokens(), lowercase=True, clause_penalty=0.0).read(
+        "问", ["第一句话。答案在这"], n_best=1)[0].text == "话"
 
 
 def test_token_segments_count_the_breaks_before_each_token():

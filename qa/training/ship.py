@@ -1,11 +1,18 @@
-"""Ship a trained reader: pick the no-answer threshold on the dev *tune* split, write fp16 weights.
+"""Ship a trained reader: pick the no-answer threshold on tune slices only, write fp16 weights.
 
-    python -m qa.training.ship runs/reader-v1/best --out qa/weights/reader
+    python -m qa.training.ship runs/reader-v1/best --out qa/weights/reader [--data ../shared/data/reading-comprehension]
 
-The threshold and the answer-type slack (see qa.answer_shape.shape) are chosen end to end (retrieval + reader)
-on the tune half of tests/data/dev_questions.jsonl, never on the report half: the highest answerable F1 +
-no-answer accuracy with at most 5% of answerable questions refused. The sigmoid that turns a margin into a
-[0, 1] confidence is fitted on the same half. All three are stored with the weights in qa_reader.json.
+Every setting is chosen on tune slices only, never on a report slice:
+
+- the clause penalty (what crossing a comma costs a span; qa.reader.Reader), with --data: answerable F1;
+- the answer-type slack (qa.answer_shape.shape): end to end on the tune half of tests/data/dev_questions.jsonl;
+- the no-answer threshold: F1 + no-answer accuracy, with at most 5% of the tune half's answerable questions refused.
+
+With --data the clause penalty and the threshold weigh several domains: half the weight on the tune half (news,
+end to end), half on the mean of the `valid` slices of the reading-comprehension sets, read passage by passage
+(for the threshold, the sets with unanswerable questions: Chinese SQuAD 2.0, CAIL2019, DuReader-checklist). The
+sigmoid that turns a margin into a [0, 1] confidence is fitted on the pooled questions. All of it is stored with
+the weights in qa_reader.json.
 """
 
 from __future__ import annotations
@@ -31,23 +38,80 @@ def margins(pipeline, items: list[dict], type_slack: float = 0.0) -> list[tuple[
     return out
 
 
-def choose_threshold(scored, max_false_refusal: float = 0.05) -> tuple[float, dict]:
+def domain_margins(reader, examples) -> list[tuple[dict, float, str | None]]:
+    """(question, best span margin, span text) for each example read alone with its own passage, in the shape
+    `margins` gives (the answers as a list of texts)."""
+    out = []
+    for ex in examples:
+        spans = reader.read(ex.question, [ex.context], n_best=1)
+        item = {"question": ex.question, "answers": [a[0] for a in ex.answers]}
+        out.append((item, spans[0].margin, spans[0].text) if spans else (item, float("-inf"), None))
+    return out
+
+
+CLAUSE_PENALTIES = (None, 0.0, 0.5, 1.0, 2.0, 4.0)  # None: an answer never crosses a comma (qa.reader.Reader)
+
+
+def product_weighted(tune: float, domains: list[float]) -> float:
+    """Half the weight on the tune half (the product's own questions, end to end), half on the other domains."""
+    return tune if not domains else (tune + sum(domains) / len(domains)) / 2
+
+
+def choose_clause_penalty(pipeline, tune: list[dict], domains: dict[str, list]) -> tuple[float | None, dict]:
+    """The clause penalty with the best answerable F1 over the tune half (end to end) and each domain's valid
+    questions (read alone), product_weighted: encyclopaedia answers often hold a comma, news answers rarely do."""
+    from qa.metrics import char_f1
+
+    def f1(rows):
+        rows = [r for r in rows if r[0]["answers"]]
+        return 100 * sum(char_f1(a, q["answers"]) for q, _, a in rows) / max(len(rows), 1)
+
+    best = None
+    for penalty in CLAUSE_PENALTIES:
+        pipeline.reader.clause_penalty = penalty
+        per = {"dev tune": f1(margins(pipeline, tune))}
+        per |= {name: f1(domain_margins(pipeline.reader, group)) for name, group in domains.items()}
+        mean = product_weighted(per["dev tune"], [v for k, v in per.items() if k != "dev tune"])
+        print(f"clause_penalty {penalty}: weighted F1 {mean:.1f} {json.dumps({k: round(v, 1) for k, v in per.items()})}")
+        if best is None or mean > best[0]:
+            best = (mean, penalty, per)
+    pipeline.reader.clause_penalty = best[1]
+    return best[1], best[2]
+
+
+def figures_at(scored, t: float) -> dict:
+    """Answerable F1, no-answer accuracy and false refusals (fractions) with threshold t."""
     from qa.metrics import char_f1
 
     answerable = [s for s in scored if s[0]["answers"]]
     unanswerable = [s for s in scored if not s[0]["answers"]]
-    best = None
     # an answer of None with refusals switched off was refused by a check that is not the threshold
-    for t in sorted({round(m, 2) for _, m, _ in scored} | {0.0}):
-        refused_wrong = sum(m < t or a is None for _, m, a in answerable) / max(len(answerable), 1)
-        if refused_wrong > max_false_refusal:
+    return {
+        "f1": sum(char_f1(a if m >= t else None, q["answers"]) for q, m, a in answerable) / max(len(answerable), 1),
+        "no_answer_accuracy": sum(m < t or a is None for _, m, a in unanswerable) / max(len(unanswerable), 1),
+        "false_refusals": sum(m < t or a is None for _, m, a in answerable) / max(len(answerable), 1),
+    }
+
+
+def choose_threshold(scored, max_false_refusal: float = 0.05, domains: dict | None = None) -> tuple[float, dict]:
+    """The threshold with the best F1 + no-answer accuracy on `scored` (end to end, the tune half), product_weighted
+    with every domain in `domains` when given; never more than max_false_refusal of the tune half's answerable
+    questions refused."""
+    domains = domains or {}
+    candidates = {round(m, 2) for _, m, _ in scored} | {0.0}
+    for rows in domains.values():  # a coarser grid over the (many more) domain margins
+        candidates |= {round(m, 1) for _, m, _ in rows if m != float("-inf")}
+    best = None
+    for t in sorted(candidates):
+        tune = figures_at(scored, t)
+        if tune["false_refusals"] > max_false_refusal:
             continue
-        f1 = sum(char_f1(a if m >= t else None, q["answers"]) for q, m, a in answerable) / max(len(answerable), 1)
-        no_answer = sum(m < t or a is None for _, m, a in unanswerable) / max(len(unanswerable), 1)
-        key = (f1 + no_answer, -abs(t))
+        per_domain = {name: figures_at(rows, t) for name, rows in domains.items()}
+        both = lambda f: f["f1"] + f["no_answer_accuracy"]  # noqa: E731
+        key = (product_weighted(both(tune), [both(f) for f in per_domain.values()]), -abs(t))
         if best is None or key > best[0]:
-            best = (key, t, {"f1": 100 * f1, "no_answer_accuracy": 100 * no_answer,
-                             "false_refusals": 100 * refused_wrong})
+            pct = lambda f: {k: round(100 * v, 1) for k, v in f.items()}
+            best = (key, t, {**pct(tune), **({"domains": {n: pct(f) for n, f in per_domain.items()}} if domains else {})})
     return best[1], best[2]
 
 
@@ -81,6 +145,10 @@ def main(argv=None):
     parser.add_argument("--questions", type=Path, default=Path("tests/data/dev_questions.jsonl"))
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--stride", type=int, default=96)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="reading-comprehension folder: calibrate the threshold on the valid slices of its sets "
+                             "with unanswerable questions too (several domains)")
+    parser.add_argument("--domain-limit", type=int, default=400, help="at most this many valid questions a set")
     parser.add_argument("--frozen-embeddings", default=None, metavar="BASE",
                         help="the checkpoint kept BASE's word embeddings frozen (multilingual-e5-small): leave them "
                              "and the tokenizer out of the shipped folder; they are put back from BASE's package")
@@ -111,19 +179,40 @@ def main(argv=None):
     pipeline = QAPipeline(settings)
     pipeline.reader.max_length, pipeline.reader.stride = args.max_length, args.stride
     tune = load_questions(args.questions, "tune")
+    valid = []
+    if args.data:
+        from qa.training.data import load_all
+
+        valid = load_all(args.data)["valid"]
+        by_source = {}
+        for ex in valid:
+            by_source.setdefault(ex.source, []).append(ex)
+        answerable = {name: [ex for ex in group if ex.answerable][: args.domain_limit // 2]
+                      for name, group in sorted(by_source.items())}
+        penalty, _ = choose_clause_penalty(pipeline, tune, answerable)
+        print(f"clause_penalty {penalty} chosen")
     choices = []
     for slack in (0.0, 1.0, 2.0, 4.0):
         threshold, figures = choose_threshold(margins(pipeline, tune, slack))
         print(f"type_slack {slack}: threshold {threshold:.2f} on the tune split: {figures}")
         choices.append((figures["f1"] + figures["no_answer_accuracy"], -slack, threshold, slack))
     _, _, threshold, slack = max(choices)
-    calibration = fit_calibration(margins(pipeline, tune, slack))
+    scored = margins(pipeline, tune, slack)
+    domains = {}
+    if args.data:
+        for source in sorted({ex.source for ex in valid if not ex.answerable}):
+            group = [ex for ex in valid if ex.source == source][: args.domain_limit]
+            domains[source] = domain_margins(pipeline.reader, group)
+        threshold, figures = choose_threshold(scored, domains=domains)
+        print(f"threshold {threshold:.2f} on the tune split and {len(domains)} valid domains: {json.dumps(figures, ensure_ascii=False)}")
+    calibration = fit_calibration(scored + [row for rows in domains.values() for row in rows])
     print(f"calibration: confidence = sigmoid({calibration[0]:.3f} * margin + {calibration[1]:.3f})")
 
     (tmp / "qa_reader.json").write_text(json.dumps(
         {"no_answer_threshold": threshold, "type_slack": slack, "calibration": calibration,
          "max_length": args.max_length, "stride": args.stride,
-         "clause_spans": pipeline.reader.clause_spans}, indent=2))
+         "clause_spans": pipeline.reader.clause_spans, "clause_penalty": pipeline.reader.clause_penalty,
+         "threshold_domains": ["dev tune (news, end to end)", *domains]}, indent=2, ensure_ascii=False))
     if args.frozen_embeddings:
         from qa.reader_folder import strip_frozen_embeddings
 
