@@ -29,7 +29,7 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--distractors", type=int, default=1000, help="inews articles added (0: none)")
-    parser.add_argument("--runtime", default="onnx-int8", choices=("torch", "onnx-int8"))
+    parser.add_argument("--runtime", default="onnx-int8", choices=("torch", "onnx-fp32", "onnx-int8"))
     parser.add_argument("--questions", type=Path, default=Path("tests/data/dev_questions.jsonl"))
     args = parser.parse_args(argv)
 

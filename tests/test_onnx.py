@@ -44,6 +44,7 @@ def test_int8_runtime_refuses_an_encoder_it_would_pool_wrongly(tmp_path):
         Embedder(str(folder), "onnx-int8", tmp_path)
     with pytest.raises(ValueError, match="mean-pooling encoders only"):
         Embedder(str(folder), "onnx-fp32", tmp_path)
+    assert Embedder(str(folder), "auto", tmp_path).runtime == "torch"  # auto falls back instead
     with pytest.raises(ValueError, match="unknown embedder runtime"):
         Embedder("m3e-small", "tensorrt", tmp_path)
 

@@ -19,7 +19,8 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--split", default="report")
     parser.add_argument("--model", default=None, help="reader folder (default: models.txt)")
-    parser.add_argument("--runtime", default=None, help="torch or onnx-int8 (default: models.txt)")
+    parser.add_argument("--runtime", default=None,
+                        help="auto, torch, torch-bf16, onnx-fp32 or onnx-int8 (default: models.txt)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many questions of each set")
     parser.add_argument("--sets", default="", help="comma-separated set files (default: all)")
     args = parser.parse_args(argv)
