@@ -9,6 +9,7 @@ windows (the reader: truncation of the context only, with a stride).
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,22 @@ class Tokenizer:
         self.unk_token_id = unk_id
         backend.no_padding()  # padded here, over all windows at once
         backend.no_truncation()
+        # one configured copy per truncation setting, never changed afterwards: changing a backend's settings
+        # while another thread encodes with it fails ("Already borrowed"), and the server reads in threads
+        self._truncating: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def _truncated(self, max_length: int, stride: int = 0, strategy: str = "longest_first"):
+        key = (max_length, stride, strategy)
+        backend = self._truncating.get(key)
+        if backend is None:
+            with self._lock:
+                backend = self._truncating.get(key)
+                if backend is None:
+                    backend = type(self.backend).from_str(self.backend.to_str())
+                    backend.enable_truncation(max_length, stride=stride, strategy=strategy)
+                    self._truncating[key] = backend
+        return backend
 
     @classmethod
     def from_folder(cls, folder: Path) -> "Tokenizer":
@@ -78,16 +95,14 @@ class Tokenizer:
 
     def __call__(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
         """Padded ids, mask and type ids of each text, truncated to max_length tokens."""
-        self.backend.enable_truncation(max_length)
-        encodings = self.backend.encode_batch(texts)
-        return self._padded(encodings)
+        return self._padded(self._truncated(max_length).encode_batch(texts))
 
     def windows(self, questions: list[str], contexts: list[str], max_length: int, stride: int) -> Windows:
         """Each question/context pair -> windows of at most max_length tokens over the context, `stride` tokens
         shared by neighbours; the question whole in every window. Windows of one pair are consecutive."""
-        self.backend.enable_truncation(max_length, stride=stride, strategy="only_second")
+        backend = self._truncated(max_length, stride, "only_second")
         flat, sample = [], []
-        for i, encoding in enumerate(self.backend.encode_batch(list(zip(questions, contexts)))):
+        for i, encoding in enumerate(backend.encode_batch(list(zip(questions, contexts)))):
             for window in (encoding, *encoding.overflowing):  # transformers' order: the first, then overflow
                 flat.append(window)
                 sample.append(i)

@@ -55,3 +55,21 @@ def test_batches_are_the_ones_transformers_pads(folder):
     for key in expected.keys():
         assert np.array_equal(expected[key], got[key]), key
     assert ours.encode("ABC", add_special_tokens=False) == theirs.encode("ABC", add_special_tokens=False)
+
+
+def test_threads_share_a_tokenizer():
+    """The server reads in threads: one Tokenizer, several settings, at once (a backend whose settings change while
+    another thread encodes with it fails with "Already borrowed")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ours = Tokenizer.from_folder(resolve_model_path("qa/weights/reader"))
+    context = original(DOC_002)
+
+    def work(i):
+        if i % 2:
+            return encode_windows(ours, QUESTIONS, [context] * len(QUESTIONS), 128 + 64 * (i % 3), 32)["input_ids"]
+        return ours([context] * 8, max_length=64 + i % 5)["input_ids"]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(64)))
+    assert all(np.array_equal(r, work(i)) for i, r in enumerate(results))
