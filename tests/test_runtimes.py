@@ -127,3 +127,38 @@ def test_torch_bf16_stays_fp32_on_a_cpu_without_native_bf16(monkeypatch):
     monkeypatch.setenv("QA_CPU_FLAGS", AVX2_ONLY)  # bf16 autocast would be emulated there, slower than fp32
     reader = Reader.load(resolve_model_path(model_for("reader")), "torch-bf16")
     assert reader.runtime == "torch-bf16" and not reader.bf16
+
+
+def test_qa_serve_says_what_it_picked_and_never_maps_torch(onnx_home):
+    """The real `qa serve`: its first line names each role's runtime and the CPU flags; after an answer, no torch
+    library is mapped into the server process (/proc/PID/maps)."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    qa = str(Path(sys.executable).with_name("qa"))
+    server = subprocess.Popen([qa, "serve", "--port", str(port)], env={**_env(onnx_home), "COLUMNS": "300"},
+                              cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        first = server.stderr.readline()
+        assert "reader onnx-fp32 (auto), embedder onnx-fp32 (auto)" in first
+        assert "CPU flags: avx2 fma, no avx512_bf16/amx_bf16" in first
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/ask", json={"question": "中关村论坛是哪一年诞生的？"},
+                            timeout=60).json()["answer"]
+        assert answer == "2007年"
+        maps = Path(f"/proc/{server.pid}/maps").read_text()
+        assert "onnxruntime" in maps and "libtorch" not in maps
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
