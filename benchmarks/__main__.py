@@ -9,11 +9,11 @@ Prints one table per part; every speed-up is a ratio against a baseline measured
   cold      a new `ask` process to its printed answer, torch-free path (and auto's, when it differs)
   indexing  chunks/s and query-embedding latency, m3e-small and multilingual-e5-small, torch / ONNX fp32 / int8
   http      questions/s and latency with 8 concurrent clients, every dev question asked once (no cache)
---hold-avx2 keeps torch on AVX2 kernels and makes `auto` decide as on an AVX2-only CPU (onnxruntime cannot be
-held: it uses AVX-512 where the CPU has it).
   scale     FAISS at N synthetic vectors: exact vs IVF search latency, recall@10, memory
   filtered  questions with a metadata filter matching 1% of 100k chunks, FAISS and milvus-lite, checked against
             an index of just the matching documents (benchmarks/filtered.py)
+--hold-avx2 keeps torch on AVX2 kernels and makes `auto` decide as on an AVX2-only CPU (onnxruntime cannot be
+held: it uses AVX-512 where the CPU has it).
 """
 
 from __future__ import annotations
