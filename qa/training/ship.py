@@ -4,7 +4,7 @@
 
 Every setting is chosen on tune slices only, never on a report slice:
 
-- the clause penalty (what crossing a comma costs a span; qa.reader.Reader), with --data: answerable F1;
+- the clause penalty (what crossing a comma costs a span; qa.reader.Reader), with --data: answerable EM + F1;
 - the answer-type slack (qa.answer_shape.shape): end to end on the tune half of tests/data/dev_questions.jsonl;
 - the no-answer threshold: F1 + no-answer accuracy, with at most 5% of the tune half's answerable questions refused.
 
@@ -58,13 +58,13 @@ def product_weighted(tune: float, domains: list[float]) -> float:
 
 
 def choose_clause_penalty(pipeline, tune: list[dict], domains: dict[str, list]) -> tuple[float | None, dict]:
-    """The clause penalty with the best answerable F1 over the tune half (end to end) and each domain's valid
+    """The clause penalty with the best answerable EM + F1 over the tune half (end to end) and each domain's valid
     questions (read alone), product_weighted: encyclopaedia answers often hold a comma, news answers rarely do."""
-    from qa.metrics import char_f1
+    from qa.metrics import char_f1, exact_match
 
-    def f1(rows):
+    def f1(rows):  # EM + F1: F1 alone pays a long span that holds the answer almost as well as the answer
         rows = [r for r in rows if r[0]["answers"]]
-        return 100 * sum(char_f1(a, q["answers"]) for q, _, a in rows) / max(len(rows), 1)
+        return 100 * sum(exact_match(a, q["answers"]) + char_f1(a, q["answers"]) for q, _, a in rows) / max(len(rows), 1)
 
     best = None
     for penalty in CLAUSE_PENALTIES:
@@ -72,7 +72,7 @@ def choose_clause_penalty(pipeline, tune: list[dict], domains: dict[str, list]) 
         per = {"dev tune": f1(margins(pipeline, tune))}
         per |= {name: f1(domain_margins(pipeline.reader, group)) for name, group in domains.items()}
         mean = product_weighted(per["dev tune"], [v for k, v in per.items() if k != "dev tune"])
-        print(f"clause_penalty {penalty}: weighted F1 {mean:.1f} {json.dumps({k: round(v, 1) for k, v in per.items()})}")
+        print(f"clause_penalty {penalty}: weighted EM + F1 {mean:.1f} {json.dumps({k: round(v, 1) for k, v in per.items()})}")
         if best is None or mean > best[0]:
             best = (mean, penalty, per)
     pipeline.reader.clause_penalty = best[1]
