@@ -157,7 +157,8 @@ def http_reference(spec: dict | None = None) -> str:
 
 def include(path: str, root: Path, under: int) -> str:
     """The file without its title line (the page has its own), its headings below the page's level `under`."""
-    text = (root / path).read_text(encoding="utf-8")
+    # the file links from the repository root (`docs/models.md`); the site page stands inside docs/
+    text = (root / path).read_text(encoding="utf-8").replace("](docs/", "](")
     if text.startswith("# "):
         text = text.split("\n", 1)[1] if "\n" in text else ""
     levels = [level for _, level in _headings(text)]
