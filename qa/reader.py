@@ -253,19 +253,19 @@ class Reader:
         enc = encode_windows(self.tokenizer, [question] * len(passages), passages, self.max_length, self.stride,
                              self.lowercase)
         start_logits, end_logits, hidden = self.logits(enc)
+        penalty = self.clause_penalty if self.clause_spans else 0.0  # clause_spans off: commas cost nothing
         spans: dict[tuple[int, int, int], Span] = {}
         for w in range(start_logits.shape[0]):
             p = int(enc["overflow_to_sample_mapping"][w])
             offsets = enc["offset_mapping"][w]
             null = float(start_logits[w, 0] + end_logits[w, 0])
             mask = context_mask(enc, w)
-            soft = self.clause_spans and self.clause_penalty is not None
-            hard_clauses = self.clause_spans and not soft
-            segments = token_segments(passages[p], offsets, CLAUSE_END if hard_clauses else SENTENCE_END)
-            clauses = token_segments(passages[p], offsets, CLAUSE_END) if soft else None
+            # a comma is a wall (penalty None), free (0) or a price; sentence ends are always walls
+            segments = token_segments(passages[p], offsets, CLAUSE_END if penalty is None else SENTENCE_END)
+            clauses = token_segments(passages[p], offsets, CLAUSE_END) if penalty else None
             for a, b, score in best_spans_in_window(
                 start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets, segments,
-                clauses, self.clause_penalty or 0.0,
+                clauses, penalty or 0.0,
             ):
                 cut_start, cut_end = (0, 0) if hidden is None else boundary_cuts(self.boundary, hidden[w], offsets, a, b)
                 edges = whole_span(passages[p], int(offsets[a][0]) + cut_start, int(offsets[b][1]) - cut_end)

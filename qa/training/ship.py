@@ -62,15 +62,15 @@ def choose_clause_penalty(pipeline, tune: list[dict], domains: dict[str, list]) 
     questions (read alone), product_weighted: encyclopaedia answers often hold a comma, news answers rarely do."""
     from qa.metrics import char_f1, exact_match
 
-    def f1(rows):  # EM + F1: F1 alone pays a long span that holds the answer almost as well as the answer
+    def em_f1(rows):  # EM + F1: F1 alone pays a long span that holds the answer almost as well as the answer
         rows = [r for r in rows if r[0]["answers"]]
         return 100 * sum(exact_match(a, q["answers"]) + char_f1(a, q["answers"]) for q, _, a in rows) / max(len(rows), 1)
 
     best = None
     for penalty in CLAUSE_PENALTIES:
         pipeline.reader.clause_penalty = penalty
-        per = {"dev tune": f1(margins(pipeline, tune))}
-        per |= {name: f1(domain_margins(pipeline.reader, group)) for name, group in domains.items()}
+        per = {"dev tune": em_f1(margins(pipeline, tune))}
+        per |= {name: em_f1(domain_margins(pipeline.reader, group)) for name, group in domains.items()}
         mean = product_weighted(per["dev tune"], [v for k, v in per.items() if k != "dev tune"])
         print(f"clause_penalty {penalty}: weighted EM + F1 {mean:.1f} {json.dumps({k: round(v, 1) for k, v in per.items()})}")
         if best is None or mean > best[0]:
@@ -146,8 +146,8 @@ def main(argv=None):
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--stride", type=int, default=96)
     parser.add_argument("--data", type=Path, default=None,
-                        help="reading-comprehension folder: calibrate the threshold on the valid slices of its sets "
-                             "with unanswerable questions too (several domains)")
+                        help="reading-comprehension folder: choose the clause penalty and the threshold on the valid slices of its sets "
+                             "too (several domains)")
     parser.add_argument("--domain-limit", type=int, default=400, help="at most this many valid questions a set")
     parser.add_argument("--frozen-embeddings", default=None, metavar="BASE",
                         help="the checkpoint kept BASE's word embeddings frozen (multilingual-e5-small): leave them "
@@ -179,13 +179,11 @@ def main(argv=None):
     pipeline = QAPipeline(settings)
     pipeline.reader.max_length, pipeline.reader.stride = args.max_length, args.stride
     tune = load_questions(args.questions, "tune")
-    valid = []
+    by_source = {}  # the valid slice of each reading-comprehension set, with --data
     if args.data:
         from qa.training.data import load_all
 
-        valid = load_all(args.data)["valid"]
-        by_source = {}
-        for ex in valid:
+        for ex in load_all(args.data)["valid"]:
             by_source.setdefault(ex.source, []).append(ex)
         answerable = {name: [ex for ex in group if ex.answerable][: args.domain_limit // 2]
                       for name, group in sorted(by_source.items())}
@@ -200,9 +198,9 @@ def main(argv=None):
     scored = margins(pipeline, tune, slack)
     domains = {}
     if args.data:
-        for source in sorted({ex.source for ex in valid if not ex.answerable}):
-            group = [ex for ex in valid if ex.source == source][: args.domain_limit]
-            domains[source] = domain_margins(pipeline.reader, group)
+        for source, group in sorted(by_source.items()):
+            if any(not ex.answerable for ex in group):  # the sets that can teach a threshold
+                domains[source] = domain_margins(pipeline.reader, group[: args.domain_limit])
         threshold, figures = choose_threshold(scored, domains=domains)
         print(f"threshold {threshold:.2f} on the tune split and {len(domains)} valid domains: {json.dumps(figures, ensure_ascii=False)}")
     calibration = fit_calibration(scored + [row for rows in domains.values() for row in rows])
