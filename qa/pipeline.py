@@ -84,8 +84,9 @@ class QAPipeline:
         index, retriever = self.collection(name)
         state = index.state  # one snapshot for the whole question, whatever writes happen meanwhile
         docs = matching(state, filters)  # checked before the cache: a bad filter is an error every time
-        key = (question, searched, top_k or self.settings.top_k, self.reader.no_answer_threshold,
-               self.reader.type_slack, self.reader.clause_penalty, name, None if docs is None else frozenset(docs))
+        r = self.reader
+        key = (question, searched, top_k or self.settings.top_k, r.no_answer_threshold, r.type_slack,
+               r.clause_penalty, r.early_stop, name, None if docs is None else frozenset(docs))
         cached = self._recent.get(key)
         if cached is not None and cached[0] is state:  # the same question on the same index snapshot
             self._recent.move_to_end(key)

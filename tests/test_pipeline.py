@@ -118,3 +118,29 @@ def test_a_pipeline_over_an_index_already_open(pipeline):
     assert other.index is pipeline.index
     answer = other.ask("中关村论坛是哪一年诞生的？")
     assert answer.answer == pipeline.ask("中关村论坛是哪一年诞生的？").answer and "2007" in answer.answer
+
+
+def test_early_stop_reads_the_first_passage_alone_only_when_it_is_clearly_ahead(pipeline):
+    reader = pipeline.reader
+    question = "中关村论坛是在哪一年创办的？"
+    passages = [p.text for p in pipeline.ask(question).passages]
+    assert len(passages) == 3
+    saved = reader.early_stop
+    try:
+        reader.early_stop = None
+        at_once = reader.read(question, passages, 10)
+        reader.early_stop = float("inf")  # never ahead enough: the first passage, then the other two
+        in_two_goes = reader.read(question, passages, 10)
+        reader.early_stop = float("-inf")  # always ahead: the first passage only
+        first_only = reader.read(question, passages, 10)
+    finally:
+        reader.early_stop = saved
+    # the same spans with the same margins (up to padding in a batch of three), passages numbered as given
+    once = {(s.passage, s.start, s.end): s.margin for s in at_once}
+    two = {(s.passage, s.start, s.end): s.margin for s in in_two_goes}
+    assert (at_once[0].passage, at_once[0].text) == (in_two_goes[0].passage, in_two_goes[0].text)
+    assert len(once.keys() & two.keys()) >= 8
+    assert all(abs(once[k] - two[k]) < 0.05 for k in once.keys() & two.keys())
+    assert {s.passage for s in at_once} == {0, 1, 2}
+    assert {s.passage for s in first_only} == {0}
+    assert {(s.start, s.end) for s in at_once if s.passage == 0} <= {(s.start, s.end) for s in first_only}

@@ -392,3 +392,20 @@ def test_boundary_head_cuts_a_span_inside_multi_character_tokens():
     offsets = np.array([[0, 0]] * 4 + [list(p) for p in pieces])
     hidden[0, 7, 0], hidden[0, 7, 1] = 50.0, 50.0  # 年 (one character): asks to cut 2 and 1
     assert boundary_cuts((weight, bias), hidden[0], offsets, 7, 7) == (0, 0)
+
+
+def test_early_stop_takes_the_lowest_cutoff_that_keeps_the_answers():
+    from qa.training.early_stop import choose, figures
+
+    # m1: the first passage's best margin; "all": the answer reading every passage; "first": reading it alone
+    rows = ([{"answers": ["对"], "m1": 9.0, "all": "对", "first": "对"}] * 50  # clearly ahead: the same either way
+            + [{"answers": ["对"], "m1": 1.0, "all": "对", "first": "错"}] * 2  # a later passage holds the answer
+            + [{"answers": [], "m1": -3.0, "all": None, "first": "错"}] * 10)  # refused only after reading all
+    assert figures(rows, None) == {"changed": 0.0, "stopped": 0.0, "em": 100.0, "f1": 100.0,
+                                   "false_refusals": 0.0, "refused": 100.0}
+    assert figures(rows, 0.0)["changed"] > 0 and figures(rows, 0.0)["em"] < 100.0
+    cutoff, table = choose(rows)
+    assert cutoff == 2.0  # the lowest above the margin at which a later passage would have won
+    assert figures(rows, cutoff)["stopped"] == round(100 * 50 / 62, 2)
+    # at most this share of answers may change: 2 of 62 is 3.2%
+    assert choose(rows, max_changed=5.0, max_loss=5.0)[0] == -2.0

@@ -1,0 +1,147 @@
+"""Choose the reader's early stop (read the first passage alone when its best span is clearly ahead) on valid slices.
+
+    python -m qa.training.early_stop qa/weights/reader --data ../shared/data/reading-comprehension [--write]
+
+The product reads the top 3 retrieved passages; most questions are answered by the first. With `early_stop` set
+the reader reads the first passage alone and stops there when its best margin reaches the setting. How high is
+high enough is a property of the checkpoint, so it is chosen here, for one reader, and stored in its
+qa_reader.json. The questions come from the `valid` slices of the reading-comprehension sets (never a report
+slice, never the dev questions over the bundled articles): each set's valid paragraphs are cut into chunks as the
+index cuts articles, BM25 ranks them for each question (so passages 2 and 3 are the look-alikes retrieval brings
+along), and the answer after reading the top 3 (shape step and no-answer threshold included) is compared with the
+answer after reading the first alone. The lowest cutoff at which at most `--max-changed` of the answers change
+(2%: the bar a runtime must clear, 98% of answers the same) and EM, F1 and refusals fall by at most 0.2 points wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+CUTOFFS = tuple(float(c) for c in range(-4, 13))  # margins; the v4 reader's threshold is -6.9
+
+
+def passage_lists(asked, haystack, top_k: int = 3, size: int = 200, overlap: int = 60) -> list[tuple]:
+    """(example, its top_k chunks by BM25 among the chunks of the haystack's paragraphs of its set) per asked
+    example."""
+    from qa.training.embedder import _chunks
+    from retriever.lexical import LexicalIndex, tokenize
+
+    by_set = defaultdict(list)
+    for ex in haystack:
+        by_set[ex.source].append(ex)
+    out = []
+    for source, group in by_set.items():
+        texts = [c[2] for ctx in dict.fromkeys(ex.context for ex in group) for c in _chunks(ctx, size, overlap)]
+        index = LexicalIndex.build({i: tokenize(t) for i, t in enumerate(texts)})
+        for ex in (ex for ex in asked if ex.source == source):
+            hits = index.search(ex.question, top_k)
+            if len(hits) == top_k:
+                out.append((ex, [texts[i] for i, _ in hits]))
+    return out
+
+
+def answers_both_ways(reader, lists) -> list[dict]:
+    """Per question: the first passage's best margin, and the answer reading all passages vs the first alone."""
+    from qa.answer_shape import CANDIDATES, shape
+    from retriever.text import to_simplified
+
+    def answer(question, spans, passages):
+        span = shape(question, spans, passages, reader.type_slack)
+        return span.text if span is not None and span.margin >= reader.no_answer_threshold else None
+
+    rows = []
+    for ex, passages in lists:
+        question = to_simplified(ex.question)
+        passages = [to_simplified(p) for p in passages]
+        per_passage = []
+        for i, p in enumerate(passages):  # windows score alone: the merged lists are what reading at once gives
+            spans = reader._read(question, [p], CANDIDATES)
+            for s in spans:
+                s.passage = i
+            per_passage.append(spans)
+        merged = sorted((s for spans in per_passage for s in spans), key=lambda s: s.margin, reverse=True)
+        rows.append({"source": ex.source, "answers": [a[0] for a in ex.answers],
+                     "m1": per_passage[0][0].margin if per_passage[0] else None,
+                     "all": answer(question, merged[:CANDIDATES], passages),
+                     "first": answer(question, per_passage[0], passages[:1])})
+    return rows
+
+
+def figures(rows, cutoff: float | None) -> dict:
+    """Answers changed, stopped early, EM, F1 and refusals (answerable and not) when stopping at `cutoff`."""
+    from qa.metrics import char_f1, exact_match
+
+    def chosen(r):
+        stop = cutoff is not None and r["m1"] is not None and r["m1"] >= cutoff
+        return r["first"] if stop else r["all"], stop
+
+    n = max(len(rows), 1)
+    unanswerable = [r for r in rows if not r["answers"]]
+    picks = [chosen(r) for r in rows]
+    out = {"changed": 100 * sum(p[0] != r["all"] for p, r in zip(picks, rows)) / n,
+           "stopped": 100 * sum(p[1] for p in picks) / n}
+    scored = [(chosen(r)[0], r["answers"]) for r in rows if r["answers"]]
+    out["em"] = 100 * sum(exact_match(p, a) for p, a in scored) / max(len(scored), 1)
+    out["f1"] = 100 * sum(char_f1(p, a) for p, a in scored) / max(len(scored), 1)
+    out["false_refusals"] = 100 * sum(p is None for p, _ in scored) / max(len(scored), 1)
+    out["refused"] = 100 * sum(chosen(r)[0] is None for r in unanswerable) / max(len(unanswerable), 1)
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+def choose(rows, max_changed: float = 2.0, max_loss: float = 0.2) -> tuple[float | None, list[dict]]:
+    """The lowest cutoff within the budget (None: none is), and the figures at every cutoff."""
+    base = figures(rows, None)
+    table = [{"cutoff": c, **figures(rows, c)} for c in CUTOFFS]
+    ok = [t for t in table if t["changed"] <= max_changed and t["em"] >= base["em"] - max_loss
+          and t["f1"] >= base["f1"] - max_loss and t["refused"] >= base["refused"] - max_loss
+          and t["false_refusals"] <= base["false_refusals"] + max_loss]
+    return (min(t["cutoff"] for t in ok) if ok else None), [{"cutoff": None, **base}] + table
+
+
+def main(argv=None):
+    from qa.reader import Reader
+    from qa.training.data import load_all
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reader", type=Path, help="a reader folder (its qa_reader.json gets the setting with --write)")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/reading-comprehension"))
+    parser.add_argument("--limit", type=int, default=400, help="questions per set (random, fixed seed)")
+    parser.add_argument("--runtime", default="auto")
+    parser.add_argument("--max-changed", type=float, default=2.0, help="%% of answers stopping may change")
+    parser.add_argument("--rows", type=Path, help="also write each question's margin and answers (JSON Lines)")
+    parser.add_argument("--write", action="store_true", help="store the chosen cutoff in qa_reader.json")
+    args = parser.parse_args(argv)
+
+    valid = load_all(args.data)["valid"]
+    by_set = defaultdict(list)
+    for ex in valid:
+        by_set[ex.source].append(ex)
+    rng = random.Random(0)
+    picked = [ex for group in by_set.values() for ex in rng.sample(group, min(args.limit, len(group)))]
+    lists = passage_lists(picked, valid)  # the haystack: every paragraph of the valid slice
+    reader = Reader.load(args.reader, args.runtime)
+    reader.early_stop = None
+    rows = answers_both_ways(reader, lists)
+    if args.rows:
+        args.rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    cutoff, table = choose(rows, args.max_changed)
+    for t in table:
+        print(json.dumps(t))
+    for source in sorted({r["source"] for r in rows}):
+        part = [r for r in rows if r["source"] == source]
+        print(source, len(part), "at the chosen cutoff:", figures(part, cutoff), "reading all:", figures(part, None))
+    print(f"chosen early_stop: {cutoff} over {len(rows)} valid questions")
+    if args.write:
+        config = args.reader / "qa_reader.json"
+        stored = json.loads(config.read_text(encoding="utf-8"))
+        stored["early_stop"] = cutoff
+        config.write_text(json.dumps(stored, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"written to {config}")
+
+
+if __name__ == "__main__":
+    main()
