@@ -494,11 +494,12 @@ def read_cmd(
     json_flag: bool = typer.Option(True, "--json", help="JSON Lines out (the only format)"),
 ):
     """The reader alone: {"question","context"} lines in, {"answer","score","confidence","start","end"} lines out."""
-    from qa.models import model_for
+    from qa.models import model_for, runtime_for
     from qa.reader import Reader
     from retriever.local_models import resolve_model_path
 
-    reader = Reader.load(resolve_model_path(model_for("reader")))
+    # the runtime models.txt names, as `ask` uses it (one passage each: the early stop never applies)
+    reader = Reader.load(resolve_model_path(model_for("reader")), runtime_for("reader"), _settings(None).home)
     stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
     for n, line in enumerate(stream, 1):
         if not line.strip():

@@ -17,6 +17,6 @@ def test_benchmark_smoke(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     text = out.read_text()
-    for figure in ("| embed query |", "| reader |", "| total |", "Agreement with PyTorch fp32 on 6 dev questions", "recall@10 vs exact",
+    for figure in ("| embed query |", "| reader |", "| reader, all 3 passages read |", "| total |", "Agreement with PyTorch fp32 on 6 dev questions", "recall@10 vs exact",
                    "| FAISS flat (exact) |", "| milvus-lite FLAT |", "50/50 |"):
         assert figure in text, figure
