@@ -177,8 +177,8 @@ class Reader:
         if lowercase is None:
             lowercase = tokenizer is None or uncased_vocabulary(self.tokenizer)
         self.lowercase = lowercase
-        # read the first passage alone and stop there when its best margin reaches this (None: read all at once);
-        # the passages come ranked, and the first one answers most questions: a third of the tokens then
+        # read the passages one at a time and stop once the best margin reaches this (None: all at once); they
+        # come ranked, and the first one answers most questions: a third of the tokens then
         self.early_stop = early_stop
 
     @classmethod
@@ -252,16 +252,18 @@ class Reader:
     def read(self, question: str, passages: list[str], n_best: int = 5) -> list[Span]:
         """The n-best spans over all passages, best first (by margin over the window's no-answer score), as
         character offsets into their passage with whole units (qa.answer_shape.whole_span). With early_stop set,
-        only the first passage when its best span's margin reaches it."""
+        passages are read one at a time, best ranked first, until the best span's margin reaches it."""
         if self.early_stop is None or len(passages) < 2:
             return self._read(question, passages, n_best)
-        first = self._read(question, passages[:1], n_best)
-        if first and first[0].margin >= self.early_stop:
-            return first
-        rest = self._read(question, passages[1:], n_best)
-        for span in rest:
-            span.passage += 1  # windows score alone, so reading in two goes gives the spans reading at once does
-        return sorted(first + rest, key=lambda s: s.margin, reverse=True)[:n_best]
+        spans: list[Span] = []
+        for i, passage in enumerate(passages):
+            more = self._read(question, [passage], n_best)
+            for span in more:
+                span.passage = i  # windows score alone, so reading one at a time gives the spans reading at once does
+            spans = sorted(spans + more, key=lambda s: s.margin, reverse=True)[:n_best]
+            if spans and spans[0].margin >= self.early_stop:
+                break
+        return spans
 
     def _read(self, question: str, passages: list[str], n_best: int) -> list[Span]:
         if not passages:

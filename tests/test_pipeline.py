@@ -129,18 +129,19 @@ def test_early_stop_reads_the_first_passage_alone_only_when_it_is_clearly_ahead(
     try:
         reader.early_stop = None
         at_once = reader.read(question, passages, 10)
-        reader.early_stop = float("inf")  # never ahead enough: the first passage, then the other two
-        in_two_goes = reader.read(question, passages, 10)
+        reader.early_stop = float("inf")  # never ahead enough: one passage at a time, all three
+        one_by_one = reader.read(question, passages, 10)
         reader.early_stop = float("-inf")  # always ahead: the first passage only
         first_only = reader.read(question, passages, 10)
     finally:
         reader.early_stop = saved
-    # the same spans with the same margins (up to padding in a batch of three), passages numbered as given
+    # the same spans with the same margins, passages numbered as given
     once = {(s.passage, s.start, s.end): s.margin for s in at_once}
-    two = {(s.passage, s.start, s.end): s.margin for s in in_two_goes}
-    assert (at_once[0].passage, at_once[0].text) == (in_two_goes[0].passage, in_two_goes[0].text)
+    two = {(s.passage, s.start, s.end): s.margin for s in one_by_one}
+    assert (at_once[0].passage, at_once[0].text) == (one_by_one[0].passage, one_by_one[0].text)
     assert len(once.keys() & two.keys()) >= 8
-    assert all(abs(once[k] - two[k]) < 0.05 for k in once.keys() & two.keys())
+    # (bf16 sums in another order when a window is padded to the batch's longest: margins move by a few hundredths)
+    assert all(abs(once[k] - two[k]) < 0.1 for k in once.keys() & two.keys())
     assert {s.passage for s in at_once} == {0, 1, 2}
     assert {s.passage for s in first_only} == {0}
     assert {(s.start, s.end) for s in at_once if s.passage == 0} <= {(s.start, s.end) for s in first_only}

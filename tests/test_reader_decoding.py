@@ -397,15 +397,21 @@ def test_boundary_head_cuts_a_span_inside_multi_character_tokens():
 def test_early_stop_takes_the_lowest_cutoff_that_keeps_the_answers():
     from qa.training.early_stop import choose, figures
 
-    # m1: the first passage's best margin; "all": the answer reading every passage; "first": reading it alone
-    rows = ([{"answers": ["对"], "m1": 9.0, "all": "对", "first": "对"}] * 50  # clearly ahead: the same either way
-            + [{"answers": ["对"], "m1": 1.0, "all": "对", "first": "错"}] * 2  # a later passage holds the answer
-            + [{"answers": [], "m1": -3.0, "all": None, "first": "错"}] * 10)  # refused only after reading all
-    assert figures(rows, None) == {"changed": 0.0, "stopped": 0.0, "em": 100.0, "f1": 100.0,
+    # margins / prefix: the best margin and the answer after reading 1, 2, 3 passages; "all" is reading all three
+    def row(answers, margins, prefix):
+        return {"answers": answers, "margins": margins, "prefix": prefix, "all": prefix[-1]}
+
+    rows = ([row(["对"], [9.0, 9.0, 9.0], ["对", "对", "对"])] * 50  # clearly ahead: the same either way
+            + [row(["对"], [1.0, 1.0, 6.0], ["错", "错", "对"])] * 2  # the third passage holds the answer
+            + [row([], [-3.0, -3.0, -3.0], ["错", "错", None])] * 10)  # refused only after reading all
+    assert figures(rows, None) == {"changed": 0.0, "stopped": 0.0, "passages": 3.0, "em": 100.0, "f1": 100.0,
                                    "false_refusals": 0.0, "refused": 100.0}
     assert figures(rows, 0.0)["changed"] > 0 and figures(rows, 0.0)["em"] < 100.0
     cutoff, table = choose(rows)
-    assert cutoff == 2.0  # the lowest above the margin at which a later passage would have won
-    assert figures(rows, cutoff)["stopped"] == round(100 * 50 / 62, 2)
+    assert cutoff == 2.0  # the lowest above the margin at which reading on would have found another answer
+    at = figures(rows, cutoff)
+    assert at["stopped"] == round(100 * 50 / 62, 2) and at["passages"] == round((50 * 1 + 12 * 3) / 62, 2)
     # at most this share of answers may change: 2 of 62 is 3.2%
     assert choose(rows, max_changed=5.0, max_loss=5.0)[0] == -2.0
+    # a question that stops at the second passage reads two
+    assert figures([row(["对"], [1.0, 5.0, 5.0], ["错", "对", "对"])], 4.0)["passages"] == 2.0

@@ -1,15 +1,15 @@
-"""Choose the reader's early stop (read the first passage alone when its best span is clearly ahead) on valid slices.
+"""Choose the reader's early stop (stop reading passages once the best span is clearly ahead) on valid slices.
 
     python -m qa.training.early_stop qa/weights/reader --data ../shared/data/reading-comprehension [--write]
 
 The product reads the top 3 retrieved passages; most questions are answered by the first. With `early_stop` set
-the reader reads the first passage alone and stops there when its best margin reaches the setting. How high is
+the reader reads them one at a time and stops once the best margin so far reaches the setting. How high is
 high enough is a property of the checkpoint, so it is chosen here, for one reader, and stored in its
 qa_reader.json. The questions come from the `valid` slices of the reading-comprehension sets (never a report
 slice, never the dev questions over the bundled articles): each set's valid paragraphs are cut into chunks as the
 index cuts articles, BM25 ranks them for each question (so passages 2 and 3 are the look-alikes retrieval brings
 along), and the answer after reading the top 3 (shape step and no-answer threshold included) is compared with the
-answer after reading the first alone. The lowest cutoff at which at most `--max-changed` of the answers change
+answer where reading stops. The lowest cutoff at which at most `--max-changed` of the answers change
 (2%: the bar a runtime must clear, 98% of answers the same) and EM, F1 and refusals fall by at most 0.2 points wins.
 """
 
@@ -44,8 +44,8 @@ def passage_lists(asked, haystack, top_k: int = 3, size: int = 200, overlap: int
     return out
 
 
-def answers_both_ways(reader, lists) -> list[dict]:
-    """Per question: the first passage's best margin, and the answer reading all passages vs the first alone."""
+def answers_by_depth(reader, lists) -> list[dict]:
+    """Per question, after reading the first k passages (k = 1, 2, …): the best span's margin and the answer."""
     from qa.answer_shape import CANDIDATES, shape
     from retriever.text import to_simplified
 
@@ -57,33 +57,36 @@ def answers_both_ways(reader, lists) -> list[dict]:
     for ex, passages in lists:
         question = to_simplified(ex.question)
         passages = [to_simplified(p) for p in passages]
-        per_passage = []
+        spans, margins, prefix = [], [], []
         for i, p in enumerate(passages):  # windows score alone: the merged lists are what reading at once gives
-            spans = reader._read(question, [p], CANDIDATES)
-            for s in spans:
+            more = reader._read(question, [p], CANDIDATES)
+            for s in more:
                 s.passage = i
-            per_passage.append(spans)
-        merged = sorted((s for spans in per_passage for s in spans), key=lambda s: s.margin, reverse=True)
-        rows.append({"source": ex.source, "answers": [a[0] for a in ex.answers],
-                     "m1": per_passage[0][0].margin if per_passage[0] else None,
-                     "all": answer(question, merged[:CANDIDATES], passages),
-                     "first": answer(question, per_passage[0], passages[:1])})
+            spans = sorted(spans + more, key=lambda s: s.margin, reverse=True)[:CANDIDATES]
+            margins.append(spans[0].margin if spans else None)
+            prefix.append(answer(question, spans, passages[: i + 1]))
+        rows.append({"source": ex.source, "answers": [a[0] for a in ex.answers], "margins": margins,
+                     "prefix": prefix, "all": prefix[-1]})
     return rows
 
 
 def figures(rows, cutoff: float | None) -> dict:
-    """Answers changed, stopped early, EM, F1 and refusals (answerable and not) when stopping at `cutoff`."""
+    """Answers changed, questions stopped before the last passage, passages read, EM, F1 and refusals (answerable
+    and not) when reading stops once the best margin reaches `cutoff`."""
     from qa.metrics import char_f1, exact_match
 
-    def chosen(r):
-        stop = cutoff is not None and r["m1"] is not None and r["m1"] >= cutoff
-        return r["first"] if stop else r["all"], stop
+    def chosen(r):  # (answer, passages read)
+        for k, m in enumerate(r["margins"][:-1]):
+            if cutoff is not None and m is not None and m >= cutoff:
+                return r["prefix"][k], k + 1
+        return r["all"], len(r["margins"])
 
     n = max(len(rows), 1)
     unanswerable = [r for r in rows if not r["answers"]]
     picks = [chosen(r) for r in rows]
     out = {"changed": 100 * sum(p[0] != r["all"] for p, r in zip(picks, rows)) / n,
-           "stopped": 100 * sum(p[1] for p in picks) / n}
+           "stopped": 100 * sum(p[1] < len(r["margins"]) for p, r in zip(picks, rows)) / n,
+           "passages": sum(p[1] for p in picks) / n}
     scored = [(chosen(r)[0], r["answers"]) for r in rows if r["answers"]]
     out["em"] = 100 * sum(exact_match(p, a) for p, a in scored) / max(len(scored), 1)
     out["f1"] = 100 * sum(char_f1(p, a) for p, a in scored) / max(len(scored), 1)
@@ -125,7 +128,7 @@ def main(argv=None):
     lists = passage_lists(picked, valid)  # the haystack: every paragraph of the valid slice
     reader = Reader.load(args.reader, args.runtime)
     reader.early_stop = None
-    rows = answers_both_ways(reader, lists)
+    rows = answers_by_depth(reader, lists)
     if args.rows:
         args.rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     cutoff, table = choose(rows, args.max_changed)
