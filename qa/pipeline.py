@@ -45,6 +45,16 @@ def build_retriever(index, settings: Settings) -> HybridRetriever:
                            rerank_depth=s.rerank_depth, rerank_weight=s.rerank_weight, rerank_k=s.rerank_k)
 
 
+def early_stop_setting(value: str) -> float | None:
+    """QA_EARLY_STOP: "off" reads every passage; a number is the margin at which reading stops."""
+    if value.strip().lower() in ("off", "none", "no"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"QA_EARLY_STOP must be a number or off, not {value!r}") from None
+
+
 class QuestionError(ValueError):
     """A question we cannot ask (empty, too long)."""
 
@@ -56,6 +66,8 @@ class QAPipeline:
         --distractors` brings the benchmark's)."""
         self.settings = settings or Settings()
         check_mode(self.settings.retrieval)  # before minutes of loading, not at the first question
+        # checked here too; unset (None) keeps the reader's own
+        stop = early_stop_setting(self.settings.early_stop) if self.settings.early_stop is not None else None
         if corpus is not None and not iter_files([corpus]):
             raise DocumentError(f"{corpus}: no .txt, .md, .html or .pdf files in this folder")
         if index is None:
@@ -70,6 +82,8 @@ class QAPipeline:
                                   self.settings.home)
         if self.settings.no_answer_threshold is not None:
             self.reader.no_answer_threshold = self.settings.no_answer_threshold
+        if self.settings.early_stop is not None:
+            self.reader.early_stop = stop
         self._recent: OrderedDict = OrderedDict()  # LRU of answers to repeated questions
 
     def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None,

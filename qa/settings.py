@@ -23,6 +23,8 @@ class Settings:
     home: Path = field(default_factory=lambda: Path(_env("HOME", default_home())).expanduser())
     top_k: int = field(default_factory=lambda: _env("TOP_K", 3, int))
     no_answer_threshold: float | None = field(default_factory=lambda: _env("NO_ANSWER_THRESHOLD", None, float))
+    # the reader's early stop: a margin, "off" (read every passage at once), or unset (shipped with the reader)
+    early_stop: str | None = field(default_factory=lambda: _env("EARLY_STOP", None))
     chunk_size: int = field(default_factory=lambda: _env("CHUNK_SIZE", 200, int))
     overlap: int = field(default_factory=lambda: _env("CHUNK_OVERLAP", 60, int))
     retrieval: str = field(default_factory=lambda: _env("RETRIEVAL", "hybrid"))

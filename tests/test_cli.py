@@ -147,3 +147,10 @@ def test_qa_eval_end_to_end_and_retrieval(home, tmp_path):
 def test_qa_eval_refuses_two_choices_of_articles(home, tmp_path):
     result = run(home, "qa", "eval", "--corpus", str(tmp_path), "--distractors", check=False)
     assert result.returncode == 2 and "--corpus and --distractors" in result.stderr
+
+
+def test_a_bad_early_stop_setting_is_a_clear_error(home, monkeypatch):
+    monkeypatch.setenv("QA_EARLY_STOP", "soon")
+    result = run(home, "ask", "中关村论坛是哪一年诞生的？", check=False)
+    assert result.returncode == 2 and "QA_EARLY_STOP must be a number or off" in result.stderr
+    assert "Traceback" not in result.stderr

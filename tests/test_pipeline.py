@@ -145,3 +145,12 @@ def test_early_stop_reads_the_first_passage_alone_only_when_it_is_clearly_ahead(
     assert {s.passage for s in at_once} == {0, 1, 2}
     assert {s.passage for s in first_only} == {0}
     assert {(s.start, s.end) for s in at_once if s.passage == 0} <= {(s.start, s.end) for s in first_only}
+
+
+def test_early_stop_setting_from_the_environment():
+    from qa.pipeline import early_stop_setting
+
+    assert early_stop_setting("off") is None and early_stop_setting(" OFF ") is None
+    assert early_stop_setting("2.5") == 2.5
+    with pytest.raises(ValueError, match="QA_EARLY_STOP must be a number or off"):
+        early_stop_setting("soon")
