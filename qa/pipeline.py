@@ -66,7 +66,7 @@ class QAPipeline:
         --distractors` brings the benchmark's)."""
         self.settings = settings or Settings()
         check_mode(self.settings.retrieval)  # before minutes of loading, not at the first question
-        # checked here too; unset (None) keeps the reader's own
+        # QA_EARLY_STOP checked before loading too; unset (None) keeps the reader's own
         stop = early_stop_setting(self.settings.early_stop) if self.settings.early_stop is not None else None
         if corpus is not None and not iter_files([corpus]):
             raise DocumentError(f"{corpus}: no .txt, .md, .html or .pdf files in this folder")

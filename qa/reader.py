@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,14 +257,21 @@ class Reader:
         if self.early_stop is None or len(passages) < 2:
             return self._read(question, passages, n_best)
         spans: list[Span] = []
+        for spans in self.read_in_turn(question, passages, n_best):
+            if spans and spans[0].margin >= self.early_stop:
+                break
+        return spans
+
+    def read_in_turn(self, question: str, passages: list[str], n_best: int = 5) -> Iterator[list[Span]]:
+        """The n-best spans so far after each passage, reading them one at a time in the order given (what the
+        early stop decides on; qa.training.early_stop replays it)."""
+        spans: list[Span] = []
         for i, passage in enumerate(passages):
             more = self._read(question, [passage], n_best)
             for span in more:
                 span.passage = i  # windows score alone, so reading one at a time gives the spans reading at once does
             spans = sorted(spans + more, key=lambda s: s.margin, reverse=True)[:n_best]
-            if spans and spans[0].margin >= self.early_stop:
-                break
-        return spans
+            yield spans
 
     def _read(self, question: str, passages: list[str], n_best: int) -> list[Span]:
         if not passages:

@@ -44,7 +44,7 @@ python -m qa.training.train --data "$DATA" --base "$BASE" --out "$OUT" --sets "$
     --eval-limit 600 --eval-every 250 --save-every 50 "${INIT_FLAGS[@]}" "${FREEZE[@]}"
 SHIP_TO=${SHIP_TO:-qa/weights/reader-next}
 python -m qa.training.ship "$OUT/best" --out "$SHIP_TO" --data "$DATA" "${SHIP_FLAGS[@]}"
-# when the first passage is clearly ahead, read it alone (valid slices; stored in qa_reader.json)
+# stop reading passages once the answer is clearly ahead: the cutoff, chosen on valid slices, goes in qa_reader.json
 python -m qa.training.early_stop "$SHIP_TO" --data "$DATA" --write
 QA_READER_MODEL="$SHIP_TO" python -m qa.training.reader_eval --data "$DATA" --split report
 QA_READER_MODEL="$SHIP_TO" qa eval --split report

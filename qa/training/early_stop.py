@@ -57,12 +57,8 @@ def answers_by_depth(reader, lists) -> list[dict]:
     for ex, passages in lists:
         question = to_simplified(ex.question)
         passages = [to_simplified(p) for p in passages]
-        spans, margins, prefix = [], [], []
-        for i, p in enumerate(passages):  # windows score alone: the merged lists are what reading at once gives
-            more = reader._read(question, [p], CANDIDATES)
-            for s in more:
-                s.passage = i
-            spans = sorted(spans + more, key=lambda s: s.margin, reverse=True)[:CANDIDATES]
+        margins, prefix = [], []
+        for i, spans in enumerate(reader.read_in_turn(question, passages, CANDIDATES)):  # as the reader stops
             margins.append(spans[0].margin if spans else None)
             prefix.append(answer(question, spans, passages[: i + 1]))
         rows.append({"source": ex.source, "answers": [a[0] for a in ex.answers], "margins": margins,
@@ -82,16 +78,16 @@ def figures(rows, cutoff: float | None) -> dict:
         return r["all"], len(r["margins"])
 
     n = max(len(rows), 1)
-    unanswerable = [r for r in rows if not r["answers"]]
-    picks = [chosen(r) for r in rows]
-    out = {"changed": 100 * sum(p[0] != r["all"] for p, r in zip(picks, rows)) / n,
-           "stopped": 100 * sum(p[1] < len(r["margins"]) for p, r in zip(picks, rows)) / n,
-           "passages": sum(p[1] for p in picks) / n}
-    scored = [(chosen(r)[0], r["answers"]) for r in rows if r["answers"]]
+    picks = [(r, *chosen(r)) for r in rows]  # (row, answer, passages read)
+    out = {"changed": 100 * sum(a != r["all"] for r, a, _ in picks) / n,
+           "stopped": 100 * sum(k < len(r["margins"]) for r, _, k in picks) / n,
+           "passages": sum(k for _, _, k in picks) / n}
+    scored = [(a, r["answers"]) for r, a, _ in picks if r["answers"]]
+    refused = [a is None for r, a, _ in picks if not r["answers"]]
     out["em"] = 100 * sum(exact_match(p, a) for p, a in scored) / max(len(scored), 1)
     out["f1"] = 100 * sum(char_f1(p, a) for p, a in scored) / max(len(scored), 1)
     out["false_refusals"] = 100 * sum(p is None for p, _ in scored) / max(len(scored), 1)
-    out["refused"] = 100 * sum(chosen(r)[0] is None for r in unanswerable) / max(len(unanswerable), 1)
+    out["refused"] = 100 * sum(refused) / max(len(refused), 1)
     return {k: round(v, 2) for k, v in out.items()}
 
 
@@ -127,7 +123,6 @@ def main(argv=None):
     picked = [ex for group in by_set.values() for ex in rng.sample(group, min(args.limit, len(group)))]
     lists = passage_lists(picked, valid)  # the haystack: every paragraph of the valid slice
     reader = Reader.load(args.reader, args.runtime)
-    reader.early_stop = None
     rows = answers_by_depth(reader, lists)
     if args.rows:
         args.rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
