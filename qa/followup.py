@@ -57,12 +57,9 @@ def _pronoun(question: str) -> tuple[str, str, int] | None:
 
 
 def _tokens(text: str):
-    import jieba.posseg as pseg
+    from retriever.text import load_posseg
 
-    from retriever.text import load_jieba
-
-    load_jieba()
-    return pseg.lcut(text)
+    return load_posseg().lcut(text)
 
 
 def _entities(text: str, kind: str) -> list[str]:

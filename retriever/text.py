@@ -6,7 +6,12 @@ Each keeps the text's length, so character offsets hold across them.
 from __future__ import annotations
 
 import functools
+import io
 import logging
+import os
+import sqlite3
+import sys
+from pathlib import Path
 
 ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -39,19 +44,51 @@ def to_simplified(text: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def load_jieba():
-    """jieba, initialised once and quietly (it logs its dictionary loading at INFO)."""
+    """jieba, set up once and quietly, its dictionary read from disk word by word (retriever.word_dict) unless a
+    caller loaded it already; QA_JIEBA_WHOLE=1 loads it whole at once as jieba does."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
+    if not jieba.dt.initialized and os.environ.get("QA_JIEBA_WHOLE") != "1":
+        from retriever.word_dict import DiskWords, dictionary_file
+
+        def whole():  # bulk segmentation: jieba's own dict from here on (same entries, faster lookups)
+            jieba.dt.initialized = False
+            jieba.dt.initialize()
+
+        try:
+            words = DiskWords(dictionary_file(Path(jieba.__file__).parent), "count", on_many_reads=whole)
+        except (OSError, sqlite3.Error):  # no writable temp folder: jieba's own loading
+            words = None
+        if words is not None:
+            with jieba.dt.lock:
+                jieba.dt.FREQ, jieba.dt.total, jieba.dt.initialized = words, words.total, True
+    jieba.initialize()  # a no-op once initialised
     return jieba
+
+
+@functools.lru_cache(maxsize=1)
+def load_posseg():
+    """jieba.posseg with its word-tag table read from the same file instead of from jieba's dict.txt at import."""
+    from retriever.word_dict import DiskWords, dictionary_file
+
+    jieba = load_jieba()
+    if "jieba.posseg" not in sys.modules and isinstance(jieba.dt.FREQ, DiskWords):
+        jieba.dt.get_dict_file = lambda: io.BytesIO(b"")  # posseg reads the tags at import: nothing to read
+        try:
+            import jieba.posseg as pseg
+        finally:
+            del jieba.dt.get_dict_file
+        pseg.dt.word_tag_tab = DiskWords(dictionary_file(Path(jieba.__file__).parent), "tag")
+        return pseg
+    import jieba.posseg as pseg
+
+    return pseg
 
 
 def tagged_words(text: str) -> list[tuple[int, str, str]]:
     """(offset, word, jieba part-of-speech tag) for each word of the text."""
-    import jieba.posseg as pseg
-
-    load_jieba()
+    pseg = load_posseg()
     position, words = 0, []
     for w in pseg.cut(text):
         words.append((position, w.word, w.flag))
