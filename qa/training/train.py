@@ -199,7 +199,8 @@ def main(argv=None):
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast (default: where the CPU has native bf16; emulated, it is slower than fp32)")
     args = parser.parse_args(argv)
 
     import torch
@@ -210,6 +211,7 @@ def main(argv=None):
     from qa.training.data import load_all
     from retriever.local_models import local_folder, quiet_transformers
     from retriever.text import uncased_vocabulary
+    from retriever.cpu import native_bf16
 
     quiet_transformers()
     torch.set_num_threads(args.threads)
@@ -300,6 +302,7 @@ def main(argv=None):
         return result[best_t]["f1"] + result[best_t]["no_answer_acc"]
 
     eval_every = args.eval_every or steps_per_epoch
+    bf16 = native_bf16() if args.bf16 is None else args.bf16
     model.train()
     t0, start_step, orders = time.time(), step, {}
     while step < total:
@@ -316,7 +319,7 @@ def main(argv=None):
             part = batch_ids[m : m + micro]
             inputs, labels = collate([features[i] for i in part], torch)
             # bf16 autocast: 3x faster on a CPU with native bf16 (avx512_bf16); master weights stay fp32
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = model.loss(inputs, labels)
             (loss * len(part) / len(batch_ids)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
