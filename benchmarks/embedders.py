@@ -21,7 +21,7 @@ EMBEDDERS = ("m3e-small", E5)
 
 def main(argv=None):
     from qa.evaluate import evaluate_retrieval, inews_documents, load_questions
-    from qa.pipeline import build_retriever
+    from qa.library import build_retriever
     from qa.settings import Settings
     from retriever.documents import bundled_documents
     from retriever.embedder import Embedder

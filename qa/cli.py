@@ -473,7 +473,7 @@ def eval_cmd(
 
 def _eval_retrieval(items, home, distractors: bool, json_out: bool):
     from qa.evaluate import bench_index, evaluate_retrieval, print_retrieval
-    from qa.pipeline import build_retriever
+    from qa.library import build_retriever
 
     settings = _settings(home)
     index, folder, build_seconds = bench_index(settings, distractors, not json_out)

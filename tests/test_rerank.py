@@ -54,7 +54,7 @@ def test_the_cross_encoder_rank_moves_the_head(pipeline, small_reranker):
 
 
 def test_reranker_is_off_unless_models_txt_names_one(monkeypatch, pipeline):
-    from qa.pipeline import build_retriever
+    from qa.library import build_retriever
 
     monkeypatch.delenv("QA_RERANKER_MODEL", raising=False)
     assert optional_model_for("reranker") is None  # the shipped models.txt
