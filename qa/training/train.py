@@ -331,7 +331,7 @@ def main(argv=None):
             rate = (time.time() - t0) / (step - start_step)
             log(f"step {step}/{total} loss {loss.item():.3f} lr {schedule.get_last_lr()[0]:.2e} "
                 f"{rate:.2f}s/step eta {(total - step) * rate / 60:.0f} min")
-        if step % eval_every == 0 and valid:
+        if (step % eval_every == 0 or step == total) and valid:  # the last step too: its lr has decayed in full
             score = run_eval()
             if score > best_score:
                 best_score = score
