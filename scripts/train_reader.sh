@@ -5,8 +5,10 @@
 #
 #   bash scripts/train_reader.sh [DATA_DIR] [OUT_DIR]     default ../shared/data/reading-comprehension runs/reader
 #
-# Reader v4 (shipped) is reader v3 (scripts/train_reader_v3.sh, or v3's weights from git history) trained on:
+# Reader v4 is reader v3 (scripts/train_reader_v3.sh, or v3's weights from git history) trained on:
 #   INIT=path/to/reader-v3 BASE=m3e-small LR=5e-5 STEPS=1000 EPOCHS=1 SYNTHETIC_SEED=2 bash scripts/train_reader.sh
+# Reader v5 (shipped 2026-12-03) is reader v4 (qa/weights/reader-v4) trained one more stage:
+#   INIT=qa/weights/reader-v4 BASE=m3e-small LR=3e-5 STEPS=600 EPOCHS=1 SYNTHETIC=6000 SYNTHETIC_SEED=3 bash scripts/train_reader.sh
 #
 # It runs in the background (log: OUT_DIR/run.log, training log: OUT_DIR/train.log) and resumes from
 # OUT_DIR/last (weights, optimiser, schedule, RNG and data position) when started again after a stop.
