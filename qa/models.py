@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from retriever.cpu import describe_flags, resolve
-from retriever.local_models import ModelNotFound, PROJECT_DIR
+from retriever.local_models import ModelNotFound, PROJECT_DIR, resolve_model_path
+from retriever.smoothing import SCALES_FILE
 
 MODELS_FILE = PROJECT_DIR / "models.txt"
 
@@ -56,9 +57,19 @@ def configured_runtime(role: str) -> tuple[str, str]:
     return (written, "models.txt") if written else ("torch", "default")
 
 
+def int8_agrees(role: str) -> bool:
+    """The role's model ships smoothing scales, so its int8 copy keeps fp32's answers (retriever.smoothing)."""
+    if role != "reader":
+        return False
+    try:
+        return (resolve_model_path(model_for(role)) / SCALES_FILE).exists()
+    except ModelNotFound:  # the reader's own loading says what is missing
+        return False
+
+
 def runtime_for(role: str) -> str:
-    """The runtime a role runs on: the configured one, `auto` resolved for this CPU (retriever.cpu)."""
-    return resolve(role, configured_runtime(role)[0])
+    """The runtime a role runs on: the configured one, `auto` resolved for this CPU and model (retriever.cpu)."""
+    return resolve(role, configured_runtime(role)[0], int8_agrees=int8_agrees(role))
 
 
 def runtimes_line(roles: tuple[str, ...] = ("reader", "embedder")) -> str:
@@ -66,6 +77,6 @@ def runtimes_line(roles: tuple[str, ...] = ("reader", "embedder")) -> str:
     parts = []
     for role in roles:
         written, source = configured_runtime(role)
-        chosen = resolve(role, written)
+        chosen = resolve(role, written, int8_agrees=int8_agrees(role))
         parts.append(f"{role} {chosen} ({'auto' if written == 'auto' else source})")
     return f"runtimes: {', '.join(parts)}; CPU flags: {describe_flags()}"

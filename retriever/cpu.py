@@ -1,9 +1,10 @@
 """Which runtime runs a model fastest on this CPU while still agreeing with fp32: the `auto` runtime.
 
-Measured on the dev questions (BENCHMARKS.md): torch-bf16 agrees with fp32 on 99% of answers and is the fastest
-where the CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere autocast emulates bf16 and is slower than
-fp32. ONNX Runtime fp32 gives the same answers as torch fp32 and is faster than it on a plain AVX2 CPU; dynamic int8
-agreed on only ~89% of answers, so `auto` never picks it.
+Measured on the dev questions (BENCHMARKS.md): a reader shipped with smoothing scales (retriever.smoothing) runs
+on ONNX int8 with 99% of fp32's answers and is the fastest on every CPU measured (3x torch fp32 with AVX-512 VNNI,
+a little ahead of ONNX fp32 on plain AVX2), so `auto` picks it whenever the scales are there. Without them, plain
+dynamic int8 agrees on only ~89% of answers: torch-bf16 where the CPU computes bf16 natively (AVX-512 BF16 or AMX;
+elsewhere autocast emulates bf16 and is slower than fp32), else ONNX fp32, which gives torch fp32's answers.
 """
 
 from __future__ import annotations
@@ -42,18 +43,20 @@ def native_bf16(flags: frozenset[str] | None = None) -> bool:
     return any(f in flags for f in NATIVE_BF16)
 
 
-def auto_runtime(role: str, flags: frozenset[str] | None = None) -> str:
-    """The runtime `auto` means for a role on a CPU with these flags."""
+def auto_runtime(role: str, flags: frozenset[str] | None = None, int8_agrees: bool = False) -> str:
+    """The runtime `auto` means for a role on a CPU with these flags; int8_agrees: the reader has smoothing scales."""
     if role == "reader":
+        if int8_agrees:
+            return "onnx-int8"
         return "torch-bf16" if native_bf16(flags) else "onnx-fp32"
     if role == "embedder":  # same vectors as torch to float precision, faster, and no torch import
         return "onnx-fp32"
     raise ValueError(f"no auto runtime for role {role!r}")
 
 
-def resolve(role: str, runtime: str, flags: frozenset[str] | None = None) -> str:
+def resolve(role: str, runtime: str, flags: frozenset[str] | None = None, int8_agrees: bool = False) -> str:
     """runtime itself, or what `auto` means here; an unknown runtime is a clear error."""
-    chosen = auto_runtime(role, flags) if runtime == "auto" else runtime
+    chosen = auto_runtime(role, flags, int8_agrees) if runtime == "auto" else runtime
     if role in RUNTIMES and chosen not in RUNTIMES[role]:
         raise ValueError(f"unknown {role} runtime {runtime!r}: use auto, {', '.join(RUNTIMES[role])}")
     return chosen

@@ -3,8 +3,9 @@
 The ONNX files are not committed (every weight file stays in git history for good): on first use the PyTorch model
 is exported with torch.onnx (fp32, the only step that needs torch), dynamically quantised to int8 when that
 precision is asked for, and cached under QA_HOME/onnx/<kind>-<hash of the weights>/ (or QA_ONNX_CACHE/...). Later
-processes load the cached file with onnxruntime alone. fp32 gives torch fp32's answers; int8 moves span boundaries
-(BENCHMARKS.md).
+processes load the cached file with onnxruntime alone. fp32 gives torch fp32's answers. Plain dynamic int8 moves
+span boundaries (about 1 answer in 10); a model shipped with smoothing scales (retriever.smoothing) is smoothed
+first and its weights quantised per output channel, which keeps the answers (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -68,14 +69,22 @@ def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "f
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        from retriever.smoothing import load_scales
+
+        scales = load_scales(Path(model_dir))
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            source = fp32
+            if scales is not None:  # the same function with the outlier channels moved into the weights
+                source = Path(tmp) / "smoothed.onnx"
+                _export_fp32(Path(model_dir), kind, source, scales)
             partial = Path(tmp) / FILES["int8"]
-            quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                             per_channel=scales is not None)
             os.replace(partial, target)  # atomic: a crash never leaves half a model in the cache
     return target
 
 
-def _export_fp32(model_dir: Path, kind: str, target: Path) -> None:
+def _export_fp32(model_dir: Path, kind: str, target: Path, scales: dict | None = None) -> None:
     import torch
     from transformers import AutoModel, AutoModelForQuestionAnswering
 
@@ -105,7 +114,12 @@ def _export_fp32(model_dir: Path, kind: str, target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on shape checks that hold for every input here
         partial = Path(tmp) / target.name
-        _export({"reader": Reader, "encoder": Encoder}[kind](), partial, OUTPUTS[kind])
+        wrapper = {"reader": Reader, "encoder": Encoder}[kind]()
+        if scales is not None:
+            from retriever.smoothing import apply_smoothing
+
+            apply_smoothing(wrapper.m, scales)
+        _export(wrapper, partial, OUTPUTS[kind])
         os.replace(partial, target)
 
 

@@ -9,30 +9,61 @@ from pathlib import Path
 
 import pytest
 
-from qa.models import runtime_for, runtimes_line
+from qa.models import model_for, runtime_for, runtimes_line
+from qa.reader import Reader
 from retriever import cpu
+from retriever.local_models import resolve_model_path
+from retriever.smoothing import SCALES_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 AVX2_ONLY = "fpu sse4_2 avx avx2 fma"  # an AMD EPYC cloud VM: no AVX-512, no bf16
 SAPPHIRE = "avx2 fma avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile"
 
 
-@pytest.mark.parametrize("flags, reader", [
-    (AVX2_ONLY, "onnx-fp32"),
-    ("avx2 fma avx512f avx512_vnni", "onnx-fp32"),  # AVX-512 without bf16: autocast would be emulated
-    ("avx2 fma avx512f avx512_bf16", "torch-bf16"),
-    ("avx2 amx_bf16", "torch-bf16"),
-    ("", "onnx-fp32"),  # nothing known (not Linux): the portable choice
-])
-def test_auto_follows_the_cpu_flags(monkeypatch, flags, reader):
+FLAG_SETS = [AVX2_ONLY, "avx2 fma avx512f avx512_vnni", "avx2 fma avx512f avx512_bf16", "avx2 amx_bf16", ""]
+
+
+@pytest.fixture
+def reader_without_scales(tmp_path):
+    """The shipped reader without its smoothing scales: a reader whose int8 copy would not agree."""
+    folder = tmp_path / "reader"
+    folder.mkdir()
+    for f in resolve_model_path(model_for("reader")).iterdir():
+        if f.name != SCALES_FILE:
+            (folder / f.name).symlink_to(f)
+    return folder
+
+
+@pytest.mark.parametrize("flags, reader", list(zip(FLAG_SETS, [
+    "onnx-fp32",
+    "onnx-fp32",  # AVX-512 without bf16: autocast would be emulated
+    "torch-bf16",
+    "torch-bf16",
+    "onnx-fp32",  # nothing known (not Linux): the portable choice
+])))
+def test_auto_follows_the_cpu_flags_for_a_reader_without_scales(monkeypatch, reader_without_scales, flags, reader):
     monkeypatch.setenv("QA_CPU_FLAGS", flags)
     monkeypatch.setenv("QA_READER_RUNTIME", "auto")
     monkeypatch.setenv("QA_EMBEDDER_RUNTIME", "auto")
+    monkeypatch.setenv("QA_READER_MODEL", str(reader_without_scales))
     assert runtime_for("reader") == reader
     assert runtime_for("embedder") == "onnx-fp32"
     line = runtimes_line()
     assert f"reader {reader} (auto)" in line and "embedder onnx-fp32 (auto)" in line
     assert ("no avx512_bf16/amx_bf16" in line) == (reader == "onnx-fp32")
+    if reader == "torch-bf16":  # the reader's own loading decides alike
+        assert Reader.load(reader_without_scales, "auto").runtime == reader
+
+
+@pytest.mark.parametrize("flags", FLAG_SETS)
+def test_auto_runs_the_shipped_reader_on_smoothed_int8_on_every_cpu(monkeypatch, flags):
+    """The shipped reader has smoothing scales, so its int8 copy agrees with fp32 and auto takes it everywhere."""
+    monkeypatch.setenv("QA_CPU_FLAGS", flags)
+    monkeypatch.setenv("QA_READER_RUNTIME", "auto")
+    monkeypatch.delenv("QA_READER_MODEL", raising=False)
+    assert (resolve_model_path(model_for("reader")) / SCALES_FILE).exists()
+    assert runtime_for("reader") == "onnx-int8"
+    assert "reader onnx-int8 (auto)" in runtimes_line()
 
 
 def test_an_explicit_runtime_is_kept_and_said_where_it_came_from(monkeypatch):
@@ -102,7 +133,7 @@ def onnx_home(tmp_path_factory):
 
 
 def _env(home: Path) -> dict:
-    # auto on a CPU without bf16 (mocked): both roles on onnx-fp32
+    # auto on a CPU without bf16 (mocked): the reader on smoothed onnx-int8, the embedder on onnx-fp32
     env = {k: v for k, v in os.environ.items() if not k.endswith("_RUNTIME") and k != "QA_ONNX_CACHE"}
     return {**env, "QA_HOME": str(home), "QA_CPU_FLAGS": AVX2_ONLY, "QA_READER_RUNTIME": "auto",
             "QA_EMBEDDER_RUNTIME": "auto"}
@@ -145,7 +176,7 @@ def test_qa_serve_says_what_it_picked_and_never_maps_torch(onnx_home):
                               cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         first = server.stderr.readline()
-        assert "reader onnx-fp32 (auto), embedder onnx-fp32 (auto)" in first
+        assert "reader onnx-int8 (auto), embedder onnx-fp32 (auto)" in first
         assert "CPU flags: avx2 fma, no avx512_bf16/amx_bf16" in first
         deadline = time.time() + 120
         while time.time() < deadline:

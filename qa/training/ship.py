@@ -211,6 +211,10 @@ def main(argv=None):
          "max_length": args.max_length, "stride": args.stride,
          "clause_spans": pipeline.reader.clause_spans, "clause_penalty": pipeline.reader.clause_penalty,
          "threshold_domains": ["dev tune (news, end to end)", *domains]}, indent=2, ensure_ascii=False))
+    if args.data:  # smoothing scales for the int8 copy, from train-split windows
+        from qa.training.int8_scales import write_scales
+
+        write_scales(tmp, args.data)
     if args.frozen_embeddings:
         from qa.reader_folder import strip_frozen_embeddings
 
