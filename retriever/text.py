@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -42,48 +43,53 @@ def to_simplified(text: str) -> str:
     return "".join(_char(c) for c in text)
 
 
+_LOADING = threading.RLock()  # load_posseg holds it while load_jieba takes it too
+
+
 @functools.lru_cache(maxsize=1)
 def load_jieba():
     """jieba, set up once and quietly, its dictionary read from disk word by word (retriever.word_dict) unless a
     caller loaded it already; QA_JIEBA_WHOLE=1 loads it whole at once as jieba does."""
-    import jieba
+    with _LOADING:  # the server's first questions arrive together: one thread sets jieba up
+        import jieba
 
-    jieba.setLogLevel(logging.WARNING)
-    if not jieba.dt.initialized and os.environ.get("QA_JIEBA_WHOLE") != "1":
-        from retriever.word_dict import DiskWords, dictionary_file
+        jieba.setLogLevel(logging.WARNING)
+        if not jieba.dt.initialized and os.environ.get("QA_JIEBA_WHOLE") != "1":
+            from retriever.word_dict import DiskWords, dictionary_file
 
-        def whole():  # bulk segmentation: jieba's own dict from here on (same entries, faster lookups)
-            jieba.dt.initialized = False
-            jieba.dt.initialize()
+            def whole():  # bulk segmentation: jieba's own dict from here on (same entries, faster lookups)
+                jieba.dt.initialized = False
+                jieba.dt.initialize()
 
-        try:
-            words = DiskWords(dictionary_file(Path(jieba.__file__).parent), "count", on_many_reads=whole)
-        except (OSError, sqlite3.Error):  # no writable temp folder: jieba's own loading
-            words = None
-        if words is not None:
-            with jieba.dt.lock:
-                jieba.dt.FREQ, jieba.dt.total, jieba.dt.initialized = words, words.total, True
-    jieba.initialize()  # a no-op once initialised
-    return jieba
+            try:
+                words = DiskWords(dictionary_file(Path(jieba.__file__).parent), "count", on_many_reads=whole)
+            except (OSError, sqlite3.Error):  # no writable temp folder: jieba's own loading
+                words = None
+            if words is not None:
+                with jieba.dt.lock:
+                    jieba.dt.FREQ, jieba.dt.total, jieba.dt.initialized = words, words.total, True
+        jieba.initialize()  # a no-op once initialised
+        return jieba
 
 
 @functools.lru_cache(maxsize=1)
 def load_posseg():
     """jieba.posseg with its word-tag table read from the same file instead of from jieba's dict.txt at import."""
-    from retriever.word_dict import DiskWords, dictionary_file
+    with _LOADING:  # the server's first questions arrive together: one thread sets jieba up
+        from retriever.word_dict import DiskWords, dictionary_file
 
-    jieba = load_jieba()
-    if "jieba.posseg" not in sys.modules and isinstance(jieba.dt.FREQ, DiskWords):
-        jieba.dt.get_dict_file = lambda: io.BytesIO(b"")  # posseg reads the tags at import: nothing to read
-        try:
-            import jieba.posseg as pseg
-        finally:
-            del jieba.dt.get_dict_file
-        pseg.dt.word_tag_tab = DiskWords(dictionary_file(Path(jieba.__file__).parent), "tag")
+        jieba = load_jieba()
+        if "jieba.posseg" not in sys.modules and isinstance(jieba.dt.FREQ, DiskWords):
+            jieba.dt.get_dict_file = lambda: io.BytesIO(b"")  # posseg reads the tags at import: nothing to read
+            try:
+                import jieba.posseg as pseg
+            finally:
+                del jieba.dt.get_dict_file
+            pseg.dt.word_tag_tab = DiskWords(dictionary_file(Path(jieba.__file__).parent), "tag")
+            return pseg
+        import jieba.posseg as pseg
+
         return pseg
-    import jieba.posseg as pseg
-
-    return pseg
 
 
 def tagged_words(text: str) -> list[tuple[int, str, str]]:
