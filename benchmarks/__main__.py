@@ -209,13 +209,15 @@ def runtime_env(home: Path, reader: str | None = None, embedder: str | None = No
 
 def bench_cold(lines: list[str], home: Path, runs: int) -> None:
     """A new `ask` process to its printed answer, index built and models exported (one untimed run first): on the
-    torch-free path (both roles on onnx-fp32), and on what `auto` picks when that differs."""
+    torch-free path (both roles on onnx-fp32), and on what `auto` picks for the shipped models when that differs."""
+    from qa.models import int8_agrees
     from retriever.cpu import auto_runtime
 
     ask = str(Path(sys.executable).with_name("ask"))
     paths = {"onnx-fp32 (no torch)": ("onnx-fp32", "onnx-fp32")}
-    if auto_runtime("reader") != "onnx-fp32":
-        paths[f"auto ({auto_runtime('reader')} reader)"] = (auto_runtime("reader"), auto_runtime("embedder"))
+    auto = {role: auto_runtime(role, int8_agrees=int8_agrees(role)) for role in ("reader", "embedder")}
+    if auto["reader"] != "onnx-fp32":
+        paths[f"auto ({auto['reader']} reader)"] = (auto["reader"], auto["embedder"])
     lines += ["", "### Cold start", "", "New `ask` process to printed answer (index built, models exported and "
               f"cached), median / min / max of {runs} runs, runs of the paths interleaved:", ""]
     times = {name: [] for name in paths}
