@@ -212,7 +212,9 @@ class Reader:
             from retriever.onnx_runtime import OnnxQA, onnx_model
 
             reader = cls(None, tokenizer, **settings)
-            reader.onnx = OnnxQA(onnx_model(model_path, "reader", cache_root, runtime.removeprefix("onnx-")))
+            precision = runtime.removeprefix("onnx-")
+            reader.onnx = OnnxQA(onnx_model(model_path, "reader", cache_root, precision),
+                                 one_window_at_a_time=precision == "int8")
         else:
             import torch
             from transformers import AutoModelForQuestionAnswering

@@ -144,18 +144,34 @@ def session(path: Path):
 
 
 class OnnxQA:
-    """Start/end logits (and the last hidden states) from an exported QA model, same inputs as the PyTorch one."""
+    """Start/end logits (and the last hidden states) from an exported QA model, same inputs as the PyTorch one.
 
-    def __init__(self, path: Path):
+    one_window_at_a_time (dynamic int8): each window runs alone, without padding, because dynamic quantisation takes
+    its activation scales from the whole batch: batched, a window's margins moved by up to 0.5 with the other
+    windows beside it, so an answer could depend on which passages came along."""
+
+    def __init__(self, path: Path, one_window_at_a_time: bool = False):
         self.session = session(path)
+        self.one_window_at_a_time = one_window_at_a_time
 
     def __call__(self, batch: dict[str, np.ndarray], hidden: bool = False) -> tuple[np.ndarray, ...]:
         feed = {k: batch[k].astype(np.int64) for k in INPUTS if k in batch}
         if "token_type_ids" not in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
         names = OUTPUTS["reader"] if hidden else OUTPUTS["reader"][:2]
-        out = self.session.run(names, feed)
-        return out[0], out[1], out[2] if hidden else None
+        if not self.one_window_at_a_time:
+            out = self.session.run(names, feed)
+            return out[0], out[1], out[2] if hidden else None
+        rows, width = feed["input_ids"].shape
+        start, end = np.full((rows, width), -1e4, np.float32), np.full((rows, width), -1e4, np.float32)
+        states = None
+        for row, length in enumerate(feed["attention_mask"].sum(axis=1)):  # windows are padded on the right
+            out = self.session.run(names, {k: v[row : row + 1, :length] for k, v in feed.items()})
+            start[row, :length], end[row, :length] = out[0][0], out[1][0]
+            if hidden:
+                states = np.zeros((rows, width, out[2].shape[-1]), np.float32) if states is None else states
+                states[row, :length] = out[2][0]
+        return start, end, states
 
 
 class OnnxEncoder:

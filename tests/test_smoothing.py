@@ -97,3 +97,18 @@ def test_smoothed_int8_pipeline_gives_fp32_answers_on_the_dev_questions(pipeline
     assert sum(x == y for x, y in zip(a, b)) >= 0.98 * len(items)
     em = [sum(exact_match(x, item["answers"]) for x, item in zip(answers, items) if item["answers"]) for answers in (a, b)]
     assert abs(em[0] - em[1]) <= 0.01 * len(items)
+
+
+def test_an_int8_window_reads_the_same_whatever_is_batched_with_it(tmp_path):
+    """Dynamic int8 takes its activation scales from the whole batch, so the int8 reader runs each window alone and
+    unpadded: a passage's spans and margins are the same read alone or beside longer passages."""
+    reader = Reader.load(READER, "onnx-int8", tmp_path)
+    reader.early_stop = None  # every passage in one batch
+    assert reader.onnx.one_window_at_a_time
+    text = original(DOC_002).replace("\n", "")
+    short, others = text[:150], [text[600:1400], text[1400:2600]]
+    question = "中关村论坛是哪一年诞生的？"
+    alone = {(s.start, s.end): s.margin for s in reader.read(question, [short], 5)}
+    together = {(s.start, s.end): s.margin for s in reader.read(question, [short, *others], 20) if s.passage == 0}
+    assert alone and all(together[k] == alone[k] for k in alone.keys() & together.keys())
+    assert len(alone.keys() & together.keys()) >= 3
