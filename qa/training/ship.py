@@ -41,11 +41,12 @@ def margins(pipeline, items: list[dict], type_slack: float = 0.0) -> list[tuple[
 def domain_margins(reader, examples) -> list[tuple[dict, float, str | None]]:
     """(question, best span margin, span text) for each example read alone with its own passage, in the shape
     `margins` gives (the answers as a list of texts)."""
+    from qa.training.train import best_spans
+
     out = []
-    for ex in examples:
-        spans = reader.read(ex.question, [ex.context], n_best=1)
+    for ex, span in zip(examples, best_spans(reader, examples)):
         item = {"question": ex.question, "answers": [a[0] for a in ex.answers]}
-        out.append((item, spans[0].margin, spans[0].text) if spans else (item, float("-inf"), None))
+        out.append((item, span.margin, span.text) if span else (item, float("-inf"), None))
     return out
 
 

@@ -73,14 +73,16 @@ def collate(batch, torch):
     return dict(input_ids=ids, token_type_ids=types, attention_mask=mask), labels
 
 
+def best_spans(reader, examples) -> list:
+    """Each example read alone with its own passage: its best span, or None when the reader found none."""
+    return [next(iter(reader.read(ex.question, [ex.context], n_best=1)), None) for ex in examples]
+
+
 def evaluate(reader, examples, thresholds=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)) -> dict:
     """Reader-only EM/F1 on answerable examples and no-answer accuracy, for several thresholds."""
     from qa.metrics import char_f1, exact_match
 
-    best = []
-    for ex in examples:
-        spans = reader.read(ex.question, [ex.context], n_best=1)
-        best.append(spans[0] if spans else None)
+    best = best_spans(reader, examples)
     out = {}
     for t in thresholds:
         em = f1 = 0.0
