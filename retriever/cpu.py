@@ -1,10 +1,12 @@
 """Which runtime runs a model fastest on this CPU while still agreeing with fp32: the `auto` runtime.
 
-Measured on the dev questions (BENCHMARKS.md): a reader shipped with smoothing scales (retriever.smoothing) runs
-on ONNX int8 with 99% of fp32's answers and is the fastest on every CPU measured (3x torch fp32 with AVX-512 VNNI,
-a little ahead of ONNX fp32 on plain AVX2), so `auto` picks it whenever the scales are there. Without them, plain
-dynamic int8 agrees on only ~89% of answers: torch-bf16 where the CPU computes bf16 natively (AVX-512 BF16 or AMX;
-elsewhere autocast emulates bf16 and is slower than fp32), else ONNX fp32, which gives torch fp32's answers.
+Measured on the dev questions (BENCHMARKS.md): a reader shipped with smoothing scales (retriever.smoothing) runs on
+ONNX int8 with 99% of fp32's answers and is the fastest runtime on a CPU with VNNI (AVX-512 VNNI or AVX-VNNI: 1.6x
+ONNX fp32, 1.4x torch bf16), so `auto` picks it there. Without VNNI, ONNX Runtime's int8 kernel multiplies with
+VPMADDUBSW, whose 16-bit sums can saturate, and plain int8 was barely faster than fp32 there: fp32 stays. Without
+scales, plain dynamic int8 agrees on only ~89% of answers. Otherwise torch-bf16 where the CPU computes bf16 natively
+(AVX-512 BF16 or AMX; elsewhere autocast emulates bf16 and is slower than fp32), else ONNX fp32, which gives torch
+fp32's answers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import functools
 import os
 
 NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
-SHOWN = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")  # the flags that decide or explain
+VNNI = ("avx512_vnni", "avx_vnni")  # int8 dot products without 16-bit saturation
+# the flags that decide `auto` or explain its speed
+SHOWN = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
 RUNTIMES = {"reader": ("torch", "torch-bf16", "onnx-fp32", "onnx-int8"),
             "embedder": ("torch", "onnx-fp32", "onnx-int8")}
 
@@ -46,7 +50,7 @@ def native_bf16(flags: frozenset[str] | None = None) -> bool:
 def auto_runtime(role: str, flags: frozenset[str] | None = None, int8_agrees: bool = False) -> str:
     """The runtime `auto` means for a role on a CPU with these flags; int8_agrees: the reader has smoothing scales."""
     if role == "reader":
-        if int8_agrees:
+        if int8_agrees and any(f in (cpu_flags() if flags is None else flags) for f in VNNI):
             return "onnx-int8"
         return "torch-bf16" if native_bf16(flags) else "onnx-fp32"
     if role == "embedder":  # same vectors as torch to float precision, faster, and no torch import

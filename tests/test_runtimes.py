@@ -55,15 +55,23 @@ def test_auto_follows_the_cpu_flags_for_a_reader_without_scales(monkeypatch, rea
         assert Reader.load(reader_without_scales, "auto").runtime == reader
 
 
-@pytest.mark.parametrize("flags", FLAG_SETS)
-def test_auto_runs_the_shipped_reader_on_smoothed_int8_on_every_cpu(monkeypatch, flags):
-    """The shipped reader has smoothing scales, so its int8 copy agrees with fp32 and auto takes it everywhere."""
+@pytest.mark.parametrize("flags, reader", list(zip(FLAG_SETS + ["avx2 fma avx_vnni"], [
+    "onnx-fp32",  # no VNNI: int8 sums can saturate there, and it was barely faster
+    "onnx-int8",
+    "torch-bf16",  # bf16 without VNNI
+    "torch-bf16",
+    "onnx-fp32",
+    "onnx-int8",  # AVX-VNNI (recent laptop CPUs)
+])))
+def test_auto_runs_the_shipped_reader_on_smoothed_int8_where_the_cpu_has_vnni(monkeypatch, flags, reader):
+    """The shipped reader has smoothing scales, so its int8 copy agrees with fp32: auto takes it with VNNI."""
     monkeypatch.setenv("QA_CPU_FLAGS", flags)
     monkeypatch.setenv("QA_READER_RUNTIME", "auto")
     monkeypatch.delenv("QA_READER_MODEL", raising=False)
     assert (resolve_model_path(model_for("reader")) / SCALES_FILE).exists()
-    assert runtime_for("reader") == "onnx-int8"
-    assert "reader onnx-int8 (auto)" in runtimes_line()
+    assert runtime_for("reader") == reader
+    assert f"reader {reader} (auto)" in runtimes_line()
+    assert cpu.auto_runtime("reader", frozenset(flags.split()), int8_agrees=True) == reader
 
 
 def test_an_explicit_runtime_is_kept_and_said_where_it_came_from(monkeypatch):
@@ -126,22 +134,28 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(%r))))
 def onnx_home(tmp_path_factory):
     """A data directory whose ONNX exports and index exist (the export itself uses torch, once)."""
     home = tmp_path_factory.mktemp("onnx-home")
-    env = _env(home)
-    subprocess.run([sys.executable, "-c", ASK], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
+    for flags in (AVX2_ONLY, VNNI):
+        subprocess.run([sys.executable, "-c", ASK], env=_env(home, flags), cwd=ROOT, check=True, capture_output=True,
+                       timeout=600)
     assert list(home.glob("onnx/reader-*/model.onnx")) and list(home.glob("onnx/encoder-*/model.onnx"))
+    assert list(home.glob("onnx/reader-*/model.int8.onnx"))
     return home
 
 
-def _env(home: Path) -> dict:
-    # auto on a CPU without bf16 (mocked): the reader on smoothed onnx-int8, the embedder on onnx-fp32
+VNNI = "avx2 fma avx512f avx512_vnni"
+
+
+def _env(home: Path, flags: str = AVX2_ONLY) -> dict:
+    # auto on a CPU without bf16 or VNNI (mocked): both roles on onnx-fp32; with VNNI the reader on smoothed int8
     env = {k: v for k, v in os.environ.items() if not k.endswith("_RUNTIME") and k != "QA_ONNX_CACHE"}
-    return {**env, "QA_HOME": str(home), "QA_CPU_FLAGS": AVX2_ONLY, "QA_READER_RUNTIME": "auto",
+    return {**env, "QA_HOME": str(home), "QA_CPU_FLAGS": flags, "QA_READER_RUNTIME": "auto",
             "QA_EMBEDDER_RUNTIME": "auto"}
 
 
-@pytest.mark.parametrize("script", [ASK, SERVE], ids=["ask", "serve"])
-def test_the_onnx_path_answers_without_importing_torch(onnx_home, script):
-    done = subprocess.run([sys.executable, "-c", script], env=_env(onnx_home), cwd=ROOT, capture_output=True,
+@pytest.mark.parametrize("script, flags", [(ASK, AVX2_ONLY), (SERVE, AVX2_ONLY), (ASK, VNNI)],
+                         ids=["ask", "serve", "ask-int8"])
+def test_the_onnx_path_answers_without_importing_torch(onnx_home, script, flags):
+    done = subprocess.run([sys.executable, "-c", script], env=_env(onnx_home, flags), cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -176,7 +190,7 @@ def test_qa_serve_says_what_it_picked_and_never_maps_torch(onnx_home):
                               cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         first = server.stderr.readline()
-        assert "reader onnx-int8 (auto), embedder onnx-fp32 (auto)" in first
+        assert "reader onnx-fp32 (auto), embedder onnx-fp32 (auto)" in first
         assert "CPU flags: avx2 fma, no avx512_bf16/amx_bf16" in first
         deadline = time.time() + 120
         while time.time() < deadline:
