@@ -23,8 +23,12 @@ from retriever.embedder import mean_pooled
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+# bumped when the export or the quantisation changes, so an older cached file is not taken for today's
+EXPORT_VERSION = "2: smoothed int8, weights per channel"
+
+
 def _weights_hash(model_dir: Path) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(EXPORT_VERSION.encode())
     for path in sorted(model_dir.glob("*")):
         if path.suffix in (".safetensors", ".bin", ".json", ".txt") and path.is_file():
             digest.update(path.name.encode())

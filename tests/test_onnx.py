@@ -133,3 +133,14 @@ def test_bf16_reader_agrees_with_fp32():
 def test_unknown_reader_runtime_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown reader runtime"):
         Reader.load(resolve_model_path(model_for("reader")), "tensorrt")
+
+
+def test_the_cache_folder_changes_with_the_export_version(tmp_path, monkeypatch):
+    """A cached export made by an older export or quantisation step is not reused (the folder name includes it)."""
+    from retriever import onnx_runtime
+
+    path = resolve_model_path(model_for("reader"))
+    before = onnx_runtime._weights_hash(path)
+    assert onnx_runtime._weights_hash(path) == before  # stable for the same weights and code
+    monkeypatch.setattr(onnx_runtime, "EXPORT_VERSION", "another export")
+    assert onnx_runtime._weights_hash(path) != before
