@@ -11,7 +11,7 @@ from pathlib import Path
 
 from retriever.cpu import describe_flags, resolve
 from retriever.local_models import ModelNotFound, PROJECT_DIR, resolve_model_path
-from retriever.smoothing import SCALES_FILE
+from retriever.smoothing import has_scales
 
 MODELS_FILE = PROJECT_DIR / "models.txt"
 
@@ -62,7 +62,7 @@ def int8_agrees(role: str) -> bool:
     if role != "reader":
         return False
     try:
-        return (resolve_model_path(model_for(role)) / SCALES_FILE).exists()
+        return has_scales(resolve_model_path(model_for(role)))
     except ModelNotFound:  # the reader's own loading says what is missing
         return False
 

@@ -20,7 +20,7 @@ import numpy as np
 from qa.answer_shape import CLAUSE_END, SENTENCE_END, whole_span
 from retriever.cpu import native_bf16, resolve
 from retriever.local_models import quiet_transformers
-from retriever.smoothing import SCALES_FILE
+from retriever.smoothing import has_scales
 from retriever.text import lower_ascii, uncased_vocabulary
 from retriever.tokens import Tokenizer, Windows
 
@@ -194,7 +194,7 @@ class Reader:
 
         cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
         model_path = complete_folder(Path(model_path), cache_root)  # frozen parts shipped by a package put back
-        runtime = resolve("reader", runtime, int8_agrees=(Path(model_path) / SCALES_FILE).exists())
+        runtime = resolve("reader", runtime, int8_agrees=has_scales(model_path))
         tokenizer = Tokenizer.from_folder(model_path)  # the file transformers would load, without transformers
         config = Path(model_path) / "qa_reader.json"  # decoding settings tuned with the weights
         if config.exists():

@@ -67,15 +67,15 @@ def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "f
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
+    from retriever.smoothing import load_scales
+
+    scales = load_scales(Path(model_dir)) if precision == "int8" else None
     fp32 = folder / FILES["fp32"]
-    if not fp32.exists():
+    if not fp32.exists() and scales is None:  # a smoothed int8 copy is quantised from its own smoothed export
         _export_fp32(Path(model_dir), kind, fp32)
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        from retriever.smoothing import load_scales
-
-        scales = load_scales(Path(model_dir))
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             source = fp32
             if scales is not None:  # the same function with the outlier channels moved into the weights

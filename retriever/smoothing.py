@@ -43,13 +43,11 @@ def input_maxima(model, batches) -> dict:
 
 def smoothing_scales(model, maxima: dict, alpha: float) -> dict:
     """{Linear module name: s} from the activation maxima and the layer's weights."""
-    import torch
-
     modules = dict(model.named_modules())
     scales = {}
     for name, x_max in maxima.items():
         w_max = modules[name].weight.detach().float().abs().amax(0).clamp(min=1e-5)
-        scales[name] = (x_max.clamp(min=1e-5) ** alpha / w_max ** (1 - alpha)).clamp(1e-3, 1e3).to(torch.float32)
+        scales[name] = (x_max.clamp(min=1e-5) ** alpha / w_max ** (1 - alpha)).clamp(1e-3, 1e3)
     return scales
 
 
@@ -78,10 +76,15 @@ def apply_smoothing(model, scales: dict) -> int:
     return len(scales)
 
 
+def has_scales(model_dir: Path) -> bool:
+    """Whether a model folder ships smoothing scales, so that its int8 copy keeps fp32's answers."""
+    return (Path(model_dir) / SCALES_FILE).exists()
+
+
 def load_scales(model_dir: Path) -> dict | None:
     """The scales shipped beside a model's weights, or None when it has none (plain dynamic int8 then)."""
     path = Path(model_dir) / SCALES_FILE
-    if not path.exists():
+    if not has_scales(model_dir):
         return None
     from safetensors.torch import load_file
 

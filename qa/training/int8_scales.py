@@ -32,30 +32,17 @@ def calibration_batches(tokenizer, examples, max_length: int, stride: int, batch
 
 def write_scales(reader_dir: Path, data: Path, alpha: float = ALPHA, questions: int = QUESTIONS,
                  seed: int = 7) -> Path:
-    import torch
-    from transformers import AutoModelForQuestionAnswering
-
-    from qa.reader import Tokenizer
+    from qa.reader import Reader
     from qa.training.data import load_all
     from retriever.smoothing import input_maxima, save_scales, smoothing_scales
 
-    model = AutoModelForQuestionAnswering.from_pretrained(str(reader_dir), dtype=torch.float32).eval()
+    reader = Reader.load(reader_dir, "torch")  # fp32, with the windows its qa_reader.json asks for
     train = list(load_all(data)["train"])
     random.Random(seed).shuffle(train)
-    settings = window_settings(reader_dir)
-    batches = calibration_batches(Tokenizer.from_folder(reader_dir), train[:questions], settings["max_length"],
-                                  settings["stride"])
-    scales = smoothing_scales(model, input_maxima(model, batches), alpha)
+    batches = calibration_batches(reader.tokenizer, train[:questions], reader.max_length, reader.stride)
+    scales = smoothing_scales(reader.model, input_maxima(reader.model, batches), alpha)
     return save_scales(scales, reader_dir, {"alpha": str(alpha), "calibration": f"{questions} train-split questions "
                                             f"(seed {seed}) of {data.name}"})
-
-
-def window_settings(reader_dir: Path) -> dict:
-    import json
-
-    config = Path(reader_dir) / "qa_reader.json"
-    found = json.loads(config.read_text()) if config.exists() else {}
-    return {"max_length": found.get("max_length", 256), "stride": found.get("stride", 96)}
 
 
 def main(argv=None):
