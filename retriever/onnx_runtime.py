@@ -11,6 +11,7 @@ first and its weights quantised per output channel, which keeps the answers (BEN
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import warnings
@@ -82,8 +83,14 @@ def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "f
                 source = Path(tmp) / "smoothed.onnx"
                 _export_fp32(Path(model_dir), kind, source, scales)
             partial = Path(tmp) / FILES["int8"]
-            quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                             per_channel=scales is not None)
+            root = logging.getLogger()  # the quantiser's advice to pre-process (shape inference) goes to the root
+            level = root.level  # logger and would end up in a first `ask`'s output
+            root.setLevel(logging.ERROR)
+            try:
+                quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8,
+                                 op_types_to_quantize=["MatMul"], per_channel=scales is not None)
+            finally:
+                root.setLevel(level)
             os.replace(partial, target)  # atomic: a crash never leaves half a model in the cache
     return target
 
