@@ -47,10 +47,15 @@ def native_bf16(flags: frozenset[str] | None = None) -> bool:
     return any(f in flags for f in NATIVE_BF16)
 
 
+def vnni(flags: frozenset[str] | None = None) -> bool:
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in VNNI)
+
+
 def auto_runtime(role: str, flags: frozenset[str] | None = None, int8_agrees: bool = False) -> str:
     """The runtime `auto` means for a role on a CPU with these flags; int8_agrees: the reader has smoothing scales."""
     if role == "reader":
-        if int8_agrees and any(f in (cpu_flags() if flags is None else flags) for f in VNNI):
+        if int8_agrees and vnni(flags):
             return "onnx-int8"
         return "torch-bf16" if native_bf16(flags) else "onnx-fp32"
     if role == "embedder":  # same vectors as torch to float precision, faster, and no torch import

@@ -13,7 +13,7 @@ from qa.models import model_for, runtime_for, runtimes_line
 from qa.reader import Reader
 from retriever import cpu
 from retriever.local_models import resolve_model_path
-from retriever.smoothing import SCALES_FILE
+from retriever.smoothing import SCALES_FILE, has_scales
 
 ROOT = Path(__file__).resolve().parent.parent
 AVX2_ONLY = "fpu sse4_2 avx avx2 fma"  # an AMD EPYC cloud VM: no AVX-512, no bf16
@@ -68,7 +68,7 @@ def test_auto_runs_the_shipped_reader_on_smoothed_int8_where_the_cpu_has_vnni(mo
     monkeypatch.setenv("QA_CPU_FLAGS", flags)
     monkeypatch.setenv("QA_READER_RUNTIME", "auto")
     monkeypatch.delenv("QA_READER_MODEL", raising=False)
-    assert (resolve_model_path(model_for("reader")) / SCALES_FILE).exists()
+    assert has_scales(resolve_model_path(model_for("reader")))
     assert runtime_for("reader") == reader
     assert f"reader {reader} (auto)" in runtimes_line()
     assert cpu.auto_runtime("reader", frozenset(flags.split()), int8_agrees=True) == reader

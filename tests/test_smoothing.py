@@ -84,6 +84,7 @@ def test_smoothed_int8_pipeline_gives_fp32_answers_on_the_dev_questions(pipeline
     from qa.pipeline import QAPipeline
     from qa.settings import Settings
 
+    items = [json.loads(line) for line in (ROOT / "tests" / "data" / "dev_questions.jsonl").open(encoding="utf-8")]
     answers = {}
     for runtime in ("onnx-fp32", "onnx-int8"):
         monkeypatch.setenv("QA_READER_RUNTIME", runtime)
@@ -91,7 +92,6 @@ def test_smoothed_int8_pipeline_gives_fp32_answers_on_the_dev_questions(pipeline
         settings.home = session_home  # the suite's index: only the reader differs
         p = QAPipeline(settings)
         assert p.reader.runtime == runtime
-        items = [json.loads(line) for line in (ROOT / "tests" / "data" / "dev_questions.jsonl").open(encoding="utf-8")]
         answers[runtime] = [p.ask(item["question"]).answer for item in items]
     a, b = answers["onnx-fp32"], answers["onnx-int8"]
     assert sum(x == y for x, y in zip(a, b)) >= 0.98 * len(items)
