@@ -83,16 +83,23 @@ def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "f
                 source = Path(tmp) / "smoothed.onnx"
                 _export_fp32(Path(model_dir), kind, source, scales)
             partial = Path(tmp) / FILES["int8"]
-            root = logging.getLogger()  # the quantiser's advice to pre-process (shape inference) goes to the root
-            level = root.level  # logger and would end up in a first `ask`'s output
-            root.setLevel(logging.ERROR)
+            root = logging.getLogger()  # the quantiser's advice goes to the root logger: drop only its records
+            root.addFilter(quiet_quantiser)
             try:
                 quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8,
                                  op_types_to_quantize=["MatMul"], per_channel=scales is not None)
             finally:
-                root.setLevel(level)
+                root.removeFilter(quiet_quantiser)
             os.replace(partial, target)  # atomic: a crash never leaves half a model in the cache
     return target
+
+
+def quiet_quantiser(record: logging.LogRecord) -> bool:
+    """A root-logger filter: drop onnxruntime's quantiser advice below ERROR (to pre-process for shape inference),
+    which would end up in a first `ask`'s output; other threads' records pass while it is on."""
+    source = Path(record.pathname).parts
+    quantiser = "quantization" in source and "onnxruntime" in source
+    return not (quantiser and record.levelno < logging.ERROR)
 
 
 def _export_fp32(model_dir: Path, kind: str, target: Path, scales: dict | None = None) -> None:

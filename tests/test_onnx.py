@@ -144,3 +144,19 @@ def test_the_cache_folder_changes_with_the_export_version(tmp_path, monkeypatch)
     assert onnx_runtime._weights_hash(path) == before  # stable for the same weights and code
     monkeypatch.setattr(onnx_runtime, "EXPORT_VERSION", "another export")
     assert onnx_runtime._weights_hash(path) != before
+
+
+def test_the_int8_export_mutes_only_the_quantisers_advice():
+    import importlib.util
+    import logging
+
+    from retriever.onnx_runtime import quiet_quantiser
+
+    quantiser = importlib.util.find_spec("onnxruntime.quantization.quantize").origin  # where its advice comes from
+
+    def record(path: str, level: int) -> logging.LogRecord:
+        return logging.getLogger().makeRecord("root", level, path, 1, "advice", None, None)
+
+    assert not quiet_quantiser(record(quantiser, logging.WARNING))  # "pre-process the model" advice
+    assert quiet_quantiser(record(quantiser, logging.ERROR))  # a real failure still shows
+    assert quiet_quantiser(record(__file__, logging.WARNING))  # another thread's warning on the root logger
