@@ -2,7 +2,7 @@
 
 import json
 
-from qa.training.data import load_all, load_set, split_of
+from qa.training.data import Example, load_all, load_set, split_of
 
 
 def write(path, paragraphs_by_article):
@@ -60,3 +60,23 @@ def test_xquad_shares_its_squad_articles_slice(tmp_path):
     assert where["s9squad2_dev_zh.json"] == where["s9xquad_zh.json"] == "report"
     assert split_of("xquad_zh.json", 1000 + 1) == "train"  # an article of its own (1001 % 9 == 2)
     assert where["xxquad_zh.json"] == "train"
+
+
+def test_checkpoints_are_scored_at_thresholds_beyond_the_old_minus_2_to_3_grid():
+    """A reader whose wrong answers and unanswerables all sit at margins 4-6 is scored where it refuses them."""
+    from types import SimpleNamespace
+
+    from qa.training.train import checkpoint_score, evaluate
+
+    margins = {"q1": 9.0, "q2": 8.5, "q3": 5.0, "q4": 4.0}
+
+    class Reader:
+        def read(self, question, contexts, n_best=1):
+            return [SimpleNamespace(text="北京", margin=margins[question])]
+
+    examples = [Example("1", "s", 0, "q1", "北京", [("北京", 0)]), Example("2", "s", 0, "q2", "北京", [("北京", 0)]),
+                Example("3", "s", 0, "q3", "上海", []), Example("4", "s", 0, "q4", "上海", [])]
+    score, threshold = checkpoint_score(evaluate(Reader(), examples))
+    assert threshold in (6.0, 7.0, 8.0) and score == 200.0
+    old = evaluate(Reader(), examples, thresholds=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0))
+    assert checkpoint_score(old)[0] == 100.0  # nothing refused: no-answer accuracy 0

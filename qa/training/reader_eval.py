@@ -23,17 +23,26 @@ def main(argv=None):
                         help="auto, torch, torch-bf16, onnx-fp32 or onnx-int8 (default: models.txt)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many questions of each set")
     parser.add_argument("--sets", default="", help="comma-separated set files (default: all)")
+    parser.add_argument("--valid-score", type=int, default=0, metavar="N",
+                        help="instead: the score training picks checkpoints by, on the same N valid questions "
+                             "(600 in scripts/train_reader.sh), so a shipped reader compares with a run's log")
     args = parser.parse_args(argv)
 
     from qa.models import model_for, runtime_for
     from qa.reader import Reader
     from qa.settings import Settings
     from qa.training.data import load_all
-    from qa.training.train import evaluate
+    from qa.training.train import checkpoint_score, evaluate, valid_sample
     from retriever.local_models import resolve_model_path
 
     reader = Reader.load(resolve_model_path(args.model or model_for("reader")), args.runtime or runtime_for("reader"),
                          Settings().home)
+    if args.valid_score:
+        result = evaluate(reader, valid_sample(load_all(args.data), args.valid_score))
+        score, t = checkpoint_score(result)
+        print(json.dumps({"score": score, "threshold": t, "at threshold": result[t], "forced": result["forced"]},
+                         indent=2))
+        return
     wanted = {name for name in args.sets.split(",") if name}
     by_source = defaultdict(list)
     for ex in load_all(args.data)[args.split]:
