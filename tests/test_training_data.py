@@ -63,7 +63,8 @@ def test_xquad_shares_its_squad_articles_slice(tmp_path):
 
 
 def test_checkpoints_are_scored_at_thresholds_beyond_the_old_minus_2_to_3_grid():
-    """A reader whose wrong answers and unanswerables all sit at margins 4-6 is scored where it refuses them."""
+    """A reader whose unanswerable questions sit at margins 4-5 and right answers at 8.5-9 is scored at a threshold
+    between them, where it refuses the unanswerable ones and nothing else."""
     from types import SimpleNamespace
 
     from qa.training.train import checkpoint_score, evaluate
