@@ -12,12 +12,13 @@ import inspect
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from qa.answer_shape import CLAUSE_END, SENTENCE_END, whole_span
+from qa.verifier import Verifier, span_features
 from retriever.cpu import native_bf16, resolve
 from retriever.local_models import quiet_transformers
 from retriever.smoothing import has_scales
@@ -34,7 +35,8 @@ class Span:
     end: int
     text: str
     score: float  # start + end logit
-    margin: float  # score minus the window's no-answer score: > threshold means "answer"
+    margin: float  # score minus the window's no-answer score, or the verifier's log-odds: > threshold means "answer"
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)  # kept for fitting a verifier
 
 
 def boundary_cuts(head: tuple[np.ndarray, np.ndarray], hidden: np.ndarray, offsets: np.ndarray, start: int,
@@ -155,6 +157,7 @@ class Reader:
         boundary: tuple[np.ndarray, np.ndarray] | None = None,
         lowercase: bool | None = None,
         early_stop: float | None = None,
+        verifier: Verifier | None = None,
     ):
         self.model = model
         self.tokenizer = None if tokenizer is None else _windowing(tokenizer)
@@ -182,6 +185,9 @@ class Reader:
         # read the passages one at a time and stop once the best margin reaches this (None: all at once); they
         # come ranked, and the first one answers most questions: a third of the tokens then
         self.early_stop = early_stop
+        # a span's margin comes from the verifier head over its hidden states when one is shipped (qa.verifier)
+        self.verifier = verifier
+        self.keep_features = False  # qa.training.verifier: each span carries its verifier features
 
     @classmethod
     def load(cls, model_path: str | Path, runtime: str = "torch", cache_root: Path | None = None,
@@ -193,21 +199,23 @@ class Reader:
         from qa.reader_folder import complete_folder
 
         cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
-        model_path = complete_folder(Path(model_path), cache_root)  # frozen parts shipped by a package put back
+        shipped = Path(model_path)  # settings and heads are read here: a completed copy may be older than them
+        model_path = complete_folder(shipped, cache_root)  # frozen parts shipped by a package put back
         runtime = resolve("reader", runtime, int8_agrees=has_scales(model_path))
         tokenizer = Tokenizer.from_folder(model_path)  # the file transformers would load, without transformers
-        config = Path(model_path) / "qa_reader.json"  # decoding settings tuned with the weights
+        config = shipped / "qa_reader.json"  # decoding settings tuned with the weights
         if config.exists():
             # keys that are not decoding settings (e.g. which domains chose the threshold) are notes for people
             stored = json.loads(config.read_text(encoding="utf-8"))
             known = inspect.signature(cls).parameters
             settings = {**{k: v for k, v in stored.items() if k in known}, **settings}
-        head = Path(model_path) / "boundary.safetensors"
+        head = shipped / "boundary.safetensors"
         if head.exists():
             from safetensors.numpy import load_file
 
             weights = load_file(str(head))
             settings["boundary"] = (weights["weight"].astype(np.float32), weights["bias"].astype(np.float32))
+        settings.setdefault("verifier", Verifier.load(shipped))
         if runtime.startswith("onnx-"):
             from retriever.onnx_runtime import OnnxQA, onnx_model
 
@@ -234,7 +242,7 @@ class Reader:
         """Start and end logits of every window, and its last hidden states when a boundary head reads them."""
         feeds = [{k: encoding[k][b : b + self.batch_size] for k in ("input_ids", "attention_mask", "token_type_ids")
                   if k in encoding} for b in range(0, encoding["input_ids"].shape[0], self.batch_size)]
-        hidden_too = self.boundary is not None
+        hidden_too = self.boundary is not None or self.verifier is not None or self.keep_features
         if self.onnx is not None:
             outs = [self.onnx(feed, hidden_too) for feed in feeds]
         else:
@@ -296,12 +304,17 @@ class Reader:
                 start_logits[w], end_logits[w], mask, self.max_answer_chars, n_best, offsets, segments,
                 clauses, penalty or 0.0,
             ):
-                cut_start, cut_end = (0, 0) if hidden is None else boundary_cuts(self.boundary, hidden[w], offsets, a, b)
+                cut_start, cut_end = ((0, 0) if self.boundary is None
+                                      else boundary_cuts(self.boundary, hidden[w], offsets, a, b))
                 edges = whole_span(passages[p], int(offsets[a][0]) + cut_start, int(offsets[b][1]) - cut_end)
                 if edges is None:  # punctuation only (the segments keep a span inside one sentence or clause)
                     continue
                 cs, ce = edges
-                span = Span(p, cs, ce, passages[p][cs:ce], score, score - null)
+                margin, features = score - null, None
+                if self.verifier is not None or self.keep_features:
+                    features = span_features(hidden[w], a, b, margin)
+                    margin = margin if self.verifier is None else self.verifier(features)
+                span = Span(p, cs, ce, passages[p][cs:ce], score, margin, features if self.keep_features else None)
                 key = (p, cs, ce)
                 if key not in spans or spans[key].margin < span.margin:
                     spans[key] = span

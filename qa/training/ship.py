@@ -8,6 +8,9 @@ Every setting is chosen on tune slices only, never on a report slice:
 - the answer-type slack (qa.answer_shape.shape): end to end on the tune half of tests/data/dev_questions.jsonl;
 - the no-answer threshold: F1 + no-answer accuracy, with at most 5% of the tune half's answerable questions refused.
 
+With --verifier N an answer verifier (qa.verifier) is fitted first, on N train-split questions of --data and fresh
+synthetic news questions (qa.training.verifier); its log-odds then stand in for the margin in every choice above.
+
 With --data the clause penalty and the threshold weigh several domains: half the weight on the tune half (news,
 end to end), half on the mean of the `valid` slices of the reading-comprehension sets, read passage by passage
 (for the threshold, the sets with unanswerable questions: Chinese SQuAD 2.0, CAIL2019, DuReader-checklist). The
@@ -150,10 +153,14 @@ def main(argv=None):
                         help="reading-comprehension folder: choose the clause penalty and the threshold on the valid slices of its sets "
                              "too (several domains)")
     parser.add_argument("--domain-limit", type=int, default=400, help="at most this many valid questions a set")
+    parser.add_argument("--verifier", type=int, default=0, metavar="N",
+                        help="fit an answer verifier on N train-split questions of --data first (0: none)")
     parser.add_argument("--frozen-embeddings", default=None, metavar="BASE",
                         help="the checkpoint kept BASE's word embeddings frozen (multilingual-e5-small): leave them "
                              "and the tokenizer out of the shipped folder; they are put back from BASE's package")
     args = parser.parse_args(argv)
+    if args.verifier and not args.data:
+        parser.error("--verifier needs --data")
 
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -179,6 +186,13 @@ def main(argv=None):
     os.environ["QA_READER_MODEL"] = str(tmp.resolve())
     pipeline = QAPipeline(settings)
     pipeline.reader.max_length, pipeline.reader.stride = args.max_length, args.stride
+    if args.verifier:
+        from qa.training import verifier
+
+        examples = verifier.questions(args.data, args.verifier, args.verifier // 3, seed=11)
+        pipeline.reader.verifier, figures = verifier.fit(pipeline.reader, examples)
+        pipeline.reader.verifier.save(tmp)
+        print(f"verifier: held-out log loss {json.dumps(figures)}")
     tune = load_questions(args.questions, "tune")
     by_source = {}  # the valid slice of each reading-comprehension set, with --data
     if args.data:

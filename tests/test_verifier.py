@@ -1,0 +1,110 @@
+"""The answer verifier (qa.verifier): its log-odds replace a span's margin, it is fitted on the reader's own spans,
+and a reader folder that ships one uses it."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from qa.reader import Reader
+from qa.verifier import Verifier, span_features
+from retriever.tokens import Windows
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class OneCharacterTokens:
+    """A window per passage: [CLS] 问 [SEP] then one token per character of the passage."""
+
+    def windows(self, questions, contexts, max_length, stride):
+        n = max(len(c) for c in contexts) + 4
+        offsets = np.zeros((len(contexts), n, 2), np.int64)
+        ids = []
+        for w, context in enumerate(contexts):
+            offsets[w, 3 : 3 + len(context)] = [(i, i + 1) for i in range(len(context))]
+            ids.append([None, 0, None] + [1] * len(context) + [None] * (n - 3 - len(context)))
+        mask = np.array([[s is not None or k == 0 for k, s in enumerate(row)] for row in ids], np.int64)
+        return Windows({"input_ids": np.zeros((len(contexts), n), np.int64), "attention_mask": mask,
+                        "offset_mapping": offsets, "overflow_to_sample_mapping": np.arange(len(contexts))}, ids)
+
+
+def test_the_verifier_output_is_the_margin_and_reorders_the_spans():
+    """Passage 0's span has the larger raw margin, but its start token's hidden state tells the verifier it is
+    wrong: with the verifier, passage 1's span comes first and each margin is the verifier's log-odds."""
+    passages = ["甲乙丙丁", "戊己庚辛"]
+    width = 3
+    hidden = np.zeros((2, 8, width), np.float32)
+    hidden[0, 3, 1] = 1.0  # passage 0's answer token: "looks wrong"
+
+    class Fixed(Reader):
+        def logits(self, encoding):
+            s, e = np.full((2, 8), -50.0), np.full((2, 8), -50.0)
+            s[:, 0] = e[:, 0] = 0.0  # the null span
+            s[0, 3] = e[0, 3] = 4.0  # passage 0: margin 8
+            s[1, 4] = e[1, 4] = 3.0  # passage 1: margin 6
+            return s, e, hidden
+
+    plain = Fixed(model=None, tokenizer=OneCharacterTokens(), lowercase=False)
+    assert [(s.passage, s.text, s.margin) for s in plain.read("问", passages, n_best=1)] == [(0, "甲", 8.0)]
+
+    weight = np.zeros(3 * width + 1, np.float32)
+    weight[width + 1] = -10.0  # the start token's feature 1
+    weight[-1] = 0.5  # the raw margin still counts
+    verified = Fixed(model=None, tokenizer=OneCharacterTokens(), lowercase=False, verifier=Verifier(weight, -1.0))
+    margins = {(s.passage, s.text): s.margin for s in verified.read("问", passages, n_best=5)}
+    assert max(margins, key=margins.get) == (1, "己")
+    assert margins[1, "己"] == 0.5 * 6 - 1.0 and margins[0, "甲"] == -10.0 + 0.5 * 8 - 1.0
+    features = span_features(hidden[0], 3, 3, 8.0)
+    assert features.shape == (3 * width + 1,) and features[-1] == 8.0
+
+
+def test_fitting_finds_what_the_margin_misses():
+    """Rows whose label follows a hidden feature more than the margin: the fitted head beats the margin alone on
+    rows it did not see, and its weights apply to raw (unstandardised) features."""
+    from qa.training.verifier import fit_logistic, log_loss
+
+    rng = np.random.default_rng(0)
+    n, width = 4000, 5
+    x = rng.normal(size=(n, width + 1)) * [1, 1, 1, 1, 20, 3]  # a wide hidden feature, then the margin
+    logit = 0.3 * x[:, 4] + 0.2 * x[:, -1]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float64)
+    train, held = slice(0, 3000), slice(3000, None)
+    weight, bias = fit_logistic(x[train], y[train], penalty=1.0)
+    margin_only = fit_logistic(x[train][:, -1:], y[train], penalty=0.0)
+    assert log_loss(weight, bias, x[held], y[held]) < log_loss(*margin_only, x[held][:, -1:], y[held]) - 0.1
+    assert abs(weight[4] - 0.3) < 0.05 and abs(weight[-1] - 0.2) < 0.05
+
+
+def test_a_reader_folder_with_a_verifier_uses_it(tmp_path):
+    """The shipped reader with a verifier.safetensors beside it (zero weights, bias 2.5): every margin is 2.5."""
+    folder = tmp_path / "reader"
+    shutil.copytree(ROOT / "qa" / "weights" / "reader", folder)
+    (folder / "verifier.safetensors").unlink(missing_ok=True)
+    width = 3 * Reader.load(folder, "torch").model.config.hidden_size + 1
+    Verifier(np.zeros(width, np.float32), 2.5).save(folder)
+    reader = Reader.load(folder, "torch")
+    assert reader.verifier is not None
+    spans = reader.read("中关村论坛是哪一年诞生的？", ["中关村论坛诞生于2007年，至今已举办多届。"], n_best=3)
+    assert spans and all(s.margin == 2.5 for s in spans)
+    assert Reader.load(folder, "torch", verifier=None).verifier is None  # switched off by the caller
+
+
+def test_collect_labels_the_readers_own_spans():
+    """Real reader, real passages: every n-best span becomes a row of 3 hidden states and the margin; a span is
+    right when it matches a gold answer, never for an unanswerable question; fitting then gives a working head."""
+    from qa.training.data import Example
+    from qa.training.verifier import collect, fit_logistic
+
+    passage = "中关村论坛诞生于2007年，至今已举办多届。2023年论坛于5月25日至30日在北京举办。"
+    examples = [Example("a", "t", 0, "中关村论坛是哪一年诞生的？", passage, [("2007年", 8)]),
+                Example("b", "t", 0, "2023年论坛在哪里举办？", passage, [("北京", passage.index("北京"))]),
+                Example("c", "t", 1, "火星表面的平均温度是多少？", passage, [])]
+    reader = Reader.load(ROOT / "qa" / "weights" / "reader", "torch", verifier=None)
+    x, y, owner = collect(reader, examples, n_best=3)
+    width = reader.model.config.hidden_size
+    assert x.shape[1] == 3 * width + 1 and len(x) == len(y) == len(owner)
+    assert set(owner) == {0, 1, 2} and y[owner == 2].sum() == 0
+    assert y[owner == 0][0] == 1.0 and y[owner == 1][0] == 1.0  # the reader's best spans are the answers
+    assert reader.verifier is None and not reader.keep_features  # the reader is left as it was
+    weight, bias = fit_logistic(x, y, penalty=100.0)
+    assert weight.shape == (3 * width + 1,) and np.isfinite(bias)
