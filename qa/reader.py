@@ -215,7 +215,8 @@ class Reader:
 
             weights = load_file(str(head))
             settings["boundary"] = (weights["weight"].astype(np.float32), weights["bias"].astype(np.float32))
-        settings.setdefault("verifier", Verifier.load(shipped))
+        if "verifier" not in settings:  # a caller's verifier=None switches it off
+            settings["verifier"] = Verifier.load(shipped)
         if runtime.startswith("onnx-"):
             from retriever.onnx_runtime import OnnxQA, onnx_model
 

@@ -126,19 +126,12 @@ def fit_calibration(scored) -> tuple[float, float]:
 
     from qa.metrics import char_f1
 
+    from qa.training.verifier import newton_logistic
+
     x = np.array([m for _, m, _ in scored], dtype=np.float64)
     y = np.array([bool(q["answers"]) and char_f1(a, q["answers"]) >= 0.5 for q, _, a in scored], dtype=np.float64)
-    w = np.zeros(2)  # (a, b)
     design = np.stack([x, np.ones_like(x)], axis=1)
-    penalty = np.diag([1e-2, 1e-4])
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-design @ w))
-        grad = design.T @ (p - y) + penalty @ w
-        hess = design.T @ (design * (p * (1 - p))[:, None]) + penalty
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
+    w = newton_logistic(design, y, np.array([1e-2, 1e-4]), iterations=50, tolerance=1e-8)  # (a, b)
     return float(w[0]), float(w[1])
 
 

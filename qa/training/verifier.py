@@ -44,22 +44,30 @@ def collect(reader, examples, n_best: int = N_BEST) -> tuple[np.ndarray, np.ndar
     return np.stack(rows), np.array(labels, dtype=np.float64), np.array(owner)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: float, iterations: int = 30) -> tuple[np.ndarray, float]:
-    """Newton steps on the mean log loss + penalty/2/n * |w|^2 (bias unpenalised) over standardised x; the weights
-    returned apply to raw x."""
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    z = np.concatenate([(x - mean) / std, np.ones((len(x), 1))], axis=1)
-    w = np.zeros(z.shape[1])
-    reg = np.full(z.shape[1], penalty)
-    reg[-1] = 0.0
+def newton_logistic(design: np.ndarray, y: np.ndarray, penalty: np.ndarray, iterations: int, tolerance: float,
+                    jitter: float = 0.0) -> np.ndarray:
+    """Weights w minimising the summed log loss of sigmoid(design @ w) + 1/2 * sum(penalty * w^2), by Newton steps
+    (jitter only steadies the Hessian). Shared with ship's calibration."""
+    w = np.zeros(design.shape[1])
     for _ in range(iterations):
-        p = 1 / (1 + np.exp(-np.clip(z @ w, -30, 30)))
-        grad = z.T @ (p - y) + reg * w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-6)
+        p = 1 / (1 + np.exp(-np.clip(design @ w, -30, 30)))
+        grad = design.T @ (p - y) + penalty * w
+        hess = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty + jitter)
         step = np.linalg.solve(hess, grad)
         w -= step
-        if np.abs(step).max() < 1e-6:
+        if np.abs(step).max() < tolerance:
             break
+    return w
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: float, iterations: int = 30) -> tuple[np.ndarray, float]:
+    """Logistic regression with an L2 penalty (bias unpenalised) over standardised x; the weights returned apply
+    to raw x."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = np.concatenate([(x - mean) / std, np.ones((len(x), 1))], axis=1)
+    reg = np.full(z.shape[1], penalty)
+    reg[-1] = 0.0
+    w = newton_logistic(z, y, reg, iterations, 1e-6, jitter=1e-6)
     weight = w[:-1] / std
     return weight, float(w[-1] - weight @ mean)
 
