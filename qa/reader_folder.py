@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from retriever.local_models import replace_folder
+from retriever.local_models import private_tmp, replace_folder
 
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 
@@ -45,9 +45,7 @@ def complete_folder(folder: Path, cache_root: Path) -> Path:
     state = load_file(str(weights))
     dtype = next(iter(state.values())).dtype
     state[WORD_EMBEDDINGS] = tensors["emb.word"].reshape(-1, sizes["hidden_size"]).astype(dtype)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = private_tmp(out)
     for item in folder.iterdir():
         if item.name != "model.safetensors" and item.is_file():
             shutil.copyfile(item, tmp / item.name)
@@ -57,6 +55,9 @@ def complete_folder(folder: Path, cache_root: Path) -> Path:
     settings = settings_of(tmp)
     settings.pop("frozen_embeddings", None)  # the copy is complete
     (tmp / "qa_reader.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    if (out / "model.safetensors").exists():  # another process assembled the same copy meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+        return out
     return replace_folder(tmp, out)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever.local_models import replace_folder
+from retriever.local_models import private_tmp, replace_folder
 
 NAME = "multilingual-e5-small"
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
@@ -119,9 +119,7 @@ def write_folder(out: Path) -> Path:
     from safetensors.numpy import save_file
 
     sizes, tensors = read_q4_file(weights_file())
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = private_tmp(out)
     config = dict(architectures=["BertModel"], model_type="bert", hidden_act="gelu", pad_token_id=1,
                   hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.02,
                   position_embedding_type="absolute", qa_zh_e5_format=_FORMAT_VERSION, **sizes)

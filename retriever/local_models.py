@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 # models.txt sits at the top of the repo, beside retriever/; relative model paths start there
@@ -87,13 +88,25 @@ def local_folder(name: str, cache_root: Path) -> Path:
     return resolve_model_path(name)
 
 
+def private_tmp(out: Path) -> Path:
+    """A new empty folder beside out that only this process writes: two processes building out at once (a first
+    `ask` beside a starting server) never write into, or delete, each other's copy."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+
+
 def replace_folder(tmp: Path, out: Path) -> Path:
     """Put the fully written folder tmp where out is: the old out is moved aside first and deleted only once the new
-    one stands, so a crash leaves one of them whole under its own name."""
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
+    one stands, so a crash leaves one of them whole under its own name. When another process puts its copy there
+    first, that one stays and tmp is dropped."""
+    old = tmp.with_name(tmp.name + ".old")
+    try:
         out.rename(old)
-    tmp.rename(out)
+    except FileNotFoundError:  # no old copy, or another process moved it aside first
+        pass
+    try:
+        tmp.rename(out)
+    except OSError:  # out stands again: another process renamed its copy there in between
+        shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
     return out

@@ -7,8 +7,13 @@
 #
 # Reader v4 is reader v3 (scripts/train_reader_v3.sh, or v3's weights from git history) trained on:
 #   INIT=path/to/reader-v3 BASE=m3e-small LR=5e-5 STEPS=1000 EPOCHS=1 SYNTHETIC_SEED=2 bash scripts/train_reader.sh
-# Reader v5 (shipped 2026-12-03) is reader v4 (qa/weights/reader-v4) trained one more stage:
+# Reader v5 is reader v4 (in git history: git checkout 1fab1c4 -- qa/weights/reader-v4) trained one more stage:
 #   INIT=qa/weights/reader-v4 BASE=m3e-small LR=3e-5 STEPS=600 EPOCHS=1 SYNTHETIC=6000 SYNTHETIC_SEED=3 bash scripts/train_reader.sh
+# Reader v6 (shipped 2026-12-03, qa/weights/reader) is two stages from multilingual-e5-small, then an answer verifier
+# (1 h 50 min each on 2 AVX-512 cores, ~30 min to ship):
+#   STEPS=1000 EPOCHS=1 SYNTHETIC=6000 SYNTHETIC_SEED=4 bash scripts/train_reader.sh DATA runs/e5-stage1
+#   INIT=runs/e5-stage1/best LR=5e-5 STEPS=900 EPOCHS=1 SYNTHETIC=6000 SYNTHETIC_SEED=5 CHECKPOINT=last VERIFIER=3000 \
+#       bash scripts/train_reader.sh DATA runs/e5-stage2
 #
 # It runs in the background (log: OUT_DIR/run.log, training log: OUT_DIR/train.log) and resumes from
 # OUT_DIR/last (weights, optimiser, schedule, RNG and data position) when started again after a stop.
@@ -18,6 +23,8 @@
 #   SETS=a.json,b.json           train on these sets only, e.g. the CC BY-SA 4.0 ones for weights with no
 #                                non-commercial data: SETS=cmrc2018_train.json,cmrc2018_trial.json,squad2_dev_zh.json,xquad_zh.json
 #   SYNTHETIC=12000 SYNTHETIC_SEED=0 EPOCHS=2 LR=1e-4 STEPS=0 (0: EPOCHS decide) SHIP_TO=qa/weights/reader-next
+#   CHECKPOINT=best              the checkpoint shipped: best (by the valid score during training) or last
+#   VERIFIER=0                   fit an answer verifier on this many train-split questions before shipping
 #   FOREGROUND=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +52,8 @@ python -m qa.training.train --data "$DATA" --base "$BASE" --out "$OUT" --sets "$
     --synthetic "${SYNTHETIC:-12000}" --synthetic-seed "${SYNTHETIC_SEED:-0}" --synthetic-hard \
     --eval-limit 600 --eval-every 250 --save-every 50 "${INIT_FLAGS[@]}" "${FREEZE[@]}"
 SHIP_TO=${SHIP_TO:-qa/weights/reader-next}
-python -m qa.training.ship "$OUT/best" --out "$SHIP_TO" --data "$DATA" "${SHIP_FLAGS[@]}"
+if [ "${VERIFIER:-0}" != 0 ]; then SHIP_FLAGS+=(--verifier "$VERIFIER"); fi
+python -m qa.training.ship "$OUT/${CHECKPOINT:-best}" --out "$SHIP_TO" --data "$DATA" "${SHIP_FLAGS[@]}"
 # stop reading passages once the answer is clearly ahead: the cutoff, chosen on valid slices, goes in qa_reader.json
 python -m qa.training.early_stop "$SHIP_TO" --data "$DATA" --write
 QA_READER_MODEL="$SHIP_TO" python -m qa.training.reader_eval --data "$DATA" --split report

@@ -97,7 +97,14 @@ def test_reader_shipped_without_frozen_embeddings_is_completed_from_the_wheel(fo
     assert not (shipped / "tokenizer.json").exists()
     assert (shipped / "model.safetensors").stat().st_size < (complete / "model.safetensors").stat().st_size / 3
 
-    restored = complete_folder(shipped, tmp_path / "cache")
+    # three processes' first loads at once (threads here) each get the whole copy; none deletes another's
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        copies = set(pool.map(lambda _: complete_folder(shipped, tmp_path / "cache"), range(3)))
+    restored = copies.pop()
+    assert not copies and (restored / "model.safetensors").exists()
+    assert not [p for p in (tmp_path / "cache" / "readers").iterdir() if p != restored]  # no copy left behind
     assert restored != shipped and complete_folder(shipped, tmp_path / "cache") == restored  # assembled once
     question, passage = "中关村论坛是哪一年诞生的？", "2007年，中关村论坛应运而生。"
     expected = Reader.load(complete).read(question, [passage], n_best=3)

@@ -19,11 +19,11 @@ QUESTIONS = [json.loads(line)["question"] for line in open(ROOT / "tests" / "dat
 def _folders(tmp_path_factory):
     e5 = tmp_path_factory.mktemp("e5-tokenizer")
     e5_small.write_tokenizer(e5)  # the tokenizer files only: no weights needed here
-    return {"reader": resolve_model_path("qa/weights/reader"), "m3e-small": resolve_model_path("m3e-small"),
+    return {"reader-v5": resolve_model_path("qa/weights/reader-v5"), "m3e-small": resolve_model_path("m3e-small"),
             "e5": e5}
 
 
-@pytest.fixture(scope="module", params=["reader", "m3e-small", "e5"])
+@pytest.fixture(scope="module", params=["reader-v5", "m3e-small", "e5"])
 def folder(request, tmp_path_factory):
     return _folders(tmp_path_factory)[request.param]
 
@@ -62,7 +62,7 @@ def test_threads_share_a_tokenizer():
     another thread encodes with it fails with "Already borrowed")."""
     from concurrent.futures import ThreadPoolExecutor
 
-    ours = Tokenizer.from_folder(resolve_model_path("qa/weights/reader"))
+    ours = Tokenizer.from_folder(resolve_model_path("qa/weights/reader-v5"))
     context = original(DOC_002)
 
     def work(i):
