@@ -415,3 +415,19 @@ def test_early_stop_takes_the_lowest_cutoff_that_keeps_the_answers():
     assert choose(rows, max_changed=5.0, max_loss=5.0)[0] == -2.0
     # a question that stops at the second passage reads two
     assert figures([row(["对"], [1.0, 5.0, 5.0], ["错", "对", "对"])], 4.0)["passages"] == 2.0
+
+
+def test_early_stop_rises_until_no_dev_tune_answer_changes():
+    from qa.training.early_stop import keeping
+
+    table = [{"cutoff": None, "changed": 0.0}] + [{"cutoff": c, "changed": ch} for c, ch in
+                                                  ((1.0, 3.0), (2.0, 0.9), (3.0, 0.1), (4.0, 0.0))]
+    tried = []
+
+    def changes(c):  # the dev tune answers a cutoff changes: two at 2.0, none from 3.0 up
+        tried.append(c)
+        return ["q049", "q128"] if c < 3.0 else []
+
+    assert keeping(2.0, table, 2.0, changes) == 3.0 and tried == [2.0, 3.0]
+    assert keeping(2.0, table, 2.0, lambda c: ["q049"]) is None  # nothing keeps them: read every passage
+    assert keeping(1.0, table, 2.0, lambda c: []) == 2.0  # 1.0 changes 3% of the valid answers: over the budget
