@@ -6,7 +6,8 @@ ONNX fp32, 1.4x torch bf16), so `auto` picks it there. Without VNNI, ONNX Runtim
 VPMADDUBSW, whose 16-bit sums can saturate, and plain int8 was barely faster than fp32 there: fp32 stays. Without
 scales, plain dynamic int8 agrees on only ~89% of answers. Otherwise torch-bf16 where the CPU computes bf16 natively
 (AVX-512 BF16 or AMX; elsewhere autocast emulates bf16 and is slower than fp32), else ONNX fp32, which gives torch
-fp32's answers.
+fp32's answers. A process that answers and exits (`ask`, which sets QA_AUTO_TORCH_FREE=1) skips torch-bf16: importing
+torch costs it 5-8 s, bf16 saves ~10 ms a question (reader v6, AVX-512 BF16: cold `ask` 9.6 s vs 1.8 s).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def auto_runtime(role: str, flags: frozenset[str] | None = None, int8_agrees: bo
     if role == "reader":
         if int8_agrees and vnni(flags):
             return "onnx-int8"
-        return "torch-bf16" if native_bf16(flags) else "onnx-fp32"
+        torch_free = os.environ.get("QA_AUTO_TORCH_FREE") == "1"
+        return "torch-bf16" if native_bf16(flags) and not torch_free else "onnx-fp32"
     if role == "embedder":  # same vectors as torch to float precision, faster, and no torch import
         return "onnx-fp32"
     raise ValueError(f"no auto runtime for role {role!r}")

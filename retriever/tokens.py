@@ -43,10 +43,16 @@ class Tokenizer:
         self.unk_token_id = unk_id
         backend.no_padding()  # padded here, over all windows at once
         backend.no_truncation()
-        # one configured copy per truncation setting, never changed afterwards: changing a backend's settings
-        # while another thread encodes with it fails ("Already borrowed"), and the server reads in threads
+        # one configured backend per truncation setting, never changed afterwards: changing a backend's settings
+        # while another thread encodes with it fails ("Already borrowed"), and the server reads in threads. The
+        # first setting asked for takes the loaded backend itself (a reader or an embedder uses one): a copy
+        # re-parses tokenizer.json, half a second for XLM-R's 250,000 pieces
         self._truncating: dict[tuple, object] = {}
+        self._plain = backend  # untruncated, for encode(); None once the backend is given a setting
         self._lock = threading.Lock()
+
+    def _copy(self):
+        return type(self.backend).from_str(self.backend.to_str())
 
     def _truncated(self, max_length: int, stride: int = 0, strategy: str = "longest_first"):
         key = (max_length, stride, strategy)
@@ -55,7 +61,9 @@ class Tokenizer:
             with self._lock:
                 backend = self._truncating.get(key)
                 if backend is None:
-                    backend = type(self.backend).from_str(self.backend.to_str())
+                    backend = self.backend if self._plain is not None and not self._truncating else self._copy()
+                    if backend is self._plain:
+                        self._plain = None
                     backend.enable_truncation(max_length, stride=stride, strategy=strategy)
                     self._truncating[key] = backend
         return backend
@@ -91,7 +99,12 @@ class Tokenizer:
         return cls(backend, tokenizer.pad_token_id or 0, tokenizer.unk_token_id)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+        """The ids of one text, never truncated."""
+        with self._lock:  # held throughout: the loaded backend may be about to take a setting in another thread
+            if self._plain is None:
+                self._plain = self._copy()
+                self._plain.no_truncation()
+            return self._plain.encode(text, add_special_tokens=add_special_tokens).ids
 
     def __call__(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
         """Padded ids, mask and type ids of each text, truncated to max_length tokens."""

@@ -160,3 +160,29 @@ def test_the_int8_export_mutes_only_the_quantisers_advice():
     assert not quiet_quantiser(record(quantiser, logging.WARNING))  # "pre-process the model" advice
     assert quiet_quantiser(record(quantiser, logging.ERROR))  # a real failure still shows
     assert quiet_quantiser(record(__file__, logging.WARNING))  # another thread's warning on the root logger
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_vocabulary_table_is_stored_in_fp16_only_when_that_is_exact(tmp_path, exact):
+    """The e5 reader's 250,037 x 384 table is most of its ONNX file; stored in fp16 (its shipped precision) with a
+    Cast after the Gather, the outputs stay the same to the bit. A table fp16 cannot hold exactly stays fp32."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from retriever.onnx_runtime import half_word_embeddings
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((30_000, 4)).astype(np.float16 if exact else np.float32).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"]), helper.make_node("Relu", ["rows"], ["out"])],
+        "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4])], [numpy_helper.from_array(table, "table")])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    ids = np.array([0, 7, 29_999], dtype=np.int64)
+    before = ort.InferenceSession(str(path)).run(None, {"ids": ids})[0]
+    size = path.stat().st_size
+    assert half_word_embeddings(path) is exact
+    assert np.array_equal(ort.InferenceSession(str(path)).run(None, {"ids": ids})[0], before)
+    assert (path.stat().st_size < 0.6 * size) is exact

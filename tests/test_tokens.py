@@ -73,3 +73,21 @@ def test_threads_share_a_tokenizer():
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(work, range(64)))
     assert all(np.array_equal(r, work(i)) for i, r in enumerate(results))
+
+
+def test_the_first_setting_takes_the_loaded_backend_and_encode_stays_untruncated(monkeypatch):
+    """A reader uses one setting: its windows come from the backend loaded from tokenizer.json, not a re-parsed copy
+    (half a second for XLM-R's vocabulary); encode() still sees the whole text, before and after."""
+    ours = Tokenizer.from_folder(resolve_model_path("qa/weights/reader-v5"))
+    long_text = original(DOC_002)
+    whole = ours.encode(long_text)
+    assert len(whole) > 256
+    copies = []
+    real_copy = Tokenizer._copy
+    monkeypatch.setattr(Tokenizer, "_copy", lambda self: copies.append(1) or real_copy(self))
+    first = encode_windows(ours, QUESTIONS[:2], [long_text] * 2, 256, 96)["input_ids"]
+    assert copies == [] and first.shape[1] == 256
+    assert ours.encode(long_text) == whole and copies == [1]  # an untruncated copy, made once, for encode()
+    ours([long_text], max_length=64)
+    assert len(copies) == 2  # a second setting gets its own copy
+    assert np.array_equal(encode_windows(ours, QUESTIONS[:2], [long_text] * 2, 256, 96)["input_ids"], first)
