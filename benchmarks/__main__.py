@@ -209,15 +209,24 @@ def runtime_env(home: Path, reader: str | None = None, embedder: str | None = No
 
 def bench_cold(lines: list[str], home: Path, runs: int) -> None:
     """A new `ask` process to its printed answer, index built and models exported (one untimed run first): on the
-    torch-free path (both roles on onnx-fp32), and on what `auto` picks for the shipped models when that differs."""
+    torch-free path (both roles on onnx-fp32), on what `auto` picks in `ask` (which answers and exits: never
+    torch-bf16) and on what it picks in a server, each when it differs."""
     from qa.models import int8_agrees
     from retriever.cpu import auto_runtime
 
     ask = str(Path(sys.executable).with_name("ask"))
     paths = {"onnx-fp32 (no torch)": ("onnx-fp32", "onnx-fp32")}
-    auto = {role: auto_runtime(role, int8_agrees=int8_agrees(role)) for role in ("reader", "embedder")}
-    if auto["reader"] != "onnx-fp32":
-        paths[f"auto ({auto['reader']} reader)"] = (auto["reader"], auto["embedder"])
+    saved = os.environ.pop("QA_AUTO_TORCH_FREE", None)
+    served = auto_runtime("reader", int8_agrees=int8_agrees("reader"))
+    os.environ["QA_AUTO_TORCH_FREE"] = "1"
+    in_ask = auto_runtime("reader", int8_agrees=int8_agrees("reader"))
+    os.environ.pop("QA_AUTO_TORCH_FREE")
+    if saved is not None:
+        os.environ["QA_AUTO_TORCH_FREE"] = saved
+    if in_ask != "onnx-fp32":
+        paths[f"auto in `ask` ({in_ask} reader)"] = ("auto", "auto")
+    if served not in (in_ask, "onnx-fp32"):
+        paths[f"{served} reader (what `auto` picks in `qa serve`)"] = (served, auto_runtime("embedder"))
     lines += ["", "### Cold start", "", "New `ask` process to printed answer (index built, models exported and "
               f"cached), median / min / max of {runs} runs, runs of the paths interleaved:", ""]
     times = {name: [] for name in paths}
