@@ -92,7 +92,9 @@ def private_tmp(out: Path) -> Path:
     """A new empty folder beside out that only this process writes: two processes building out at once (a first
     `ask` beside a starting server) never write into, or delete, each other's copy."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would stay on the cached folder once renamed; mkdir gave 0755
+    return tmp
 
 
 def replace_folder(tmp: Path, out: Path) -> Path:
