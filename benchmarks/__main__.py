@@ -216,13 +216,8 @@ def bench_cold(lines: list[str], home: Path, runs: int) -> None:
 
     ask = str(Path(sys.executable).with_name("ask"))
     paths = {"onnx-fp32 (no torch)": ("onnx-fp32", "onnx-fp32")}
-    saved = os.environ.pop("QA_AUTO_TORCH_FREE", None)
-    served = auto_runtime("reader", int8_agrees=int8_agrees("reader"))
-    os.environ["QA_AUTO_TORCH_FREE"] = "1"
-    in_ask = auto_runtime("reader", int8_agrees=int8_agrees("reader"))
-    os.environ.pop("QA_AUTO_TORCH_FREE")
-    if saved is not None:
-        os.environ["QA_AUTO_TORCH_FREE"] = saved
+    agrees = int8_agrees("reader")
+    served, in_ask = (auto_runtime("reader", int8_agrees=agrees, torch_free=free) for free in (False, True))
     if in_ask != "onnx-fp32":
         paths[f"auto in `ask` ({in_ask} reader)"] = ("auto", "auto")
     if served not in (in_ask, "onnx-fp32"):

@@ -53,12 +53,15 @@ def vnni(flags: frozenset[str] | None = None) -> bool:
     return any(f in flags for f in VNNI)
 
 
-def auto_runtime(role: str, flags: frozenset[str] | None = None, int8_agrees: bool = False) -> str:
-    """The runtime `auto` means for a role on a CPU with these flags; int8_agrees: the reader has smoothing scales."""
+def auto_runtime(role: str, flags: frozenset[str] | None = None, int8_agrees: bool = False,
+                 torch_free: bool | None = None) -> str:
+    """The runtime `auto` means for a role on a CPU with these flags; int8_agrees: the reader has smoothing scales;
+    torch_free: never torch (None: QA_AUTO_TORCH_FREE=1, which `ask` sets)."""
+    if torch_free is None:
+        torch_free = os.environ.get("QA_AUTO_TORCH_FREE") == "1"
     if role == "reader":
         if int8_agrees and vnni(flags):
             return "onnx-int8"
-        torch_free = os.environ.get("QA_AUTO_TORCH_FREE") == "1"
         return "torch-bf16" if native_bf16(flags) and not torch_free else "onnx-fp32"
     if role == "embedder":  # same vectors as torch to float precision, faster, and no torch import
         return "onnx-fp32"

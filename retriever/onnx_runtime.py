@@ -155,7 +155,7 @@ def half_word_embeddings(path: Path, min_rows: int = 30_000) -> bool:
     tables = {init.name: init for init in graph.initializer if len(init.dims) == 2 and init.dims[0] >= min_rows
               and init.data_type == TensorProto.FLOAT}
     changed = False
-    for position, node in enumerate(list(graph.node)):
+    for node in list(graph.node):
         if node.op_type != "Gather" or node.input[0] not in tables:
             continue
         table = tables.pop(node.input[0])

@@ -48,7 +48,7 @@ class Tokenizer:
         # first setting asked for takes the loaded backend itself (a reader or an embedder uses one): a copy
         # re-parses tokenizer.json, half a second for XLM-R's 250,000 pieces
         self._truncating: dict[tuple, object] = {}
-        self._plain = backend  # untruncated, for encode(); None once the backend is given a setting
+        self._plain = backend  # untruncated, for encode(): the loaded one until a setting takes it, then a copy
         self._lock = threading.Lock()
 
     def _copy(self):
@@ -61,9 +61,10 @@ class Tokenizer:
             with self._lock:
                 backend = self._truncating.get(key)
                 if backend is None:
-                    backend = self.backend if self._plain is not None and not self._truncating else self._copy()
-                    if backend is self._plain:
-                        self._plain = None
+                    if self._plain is self.backend:  # still untruncated: it takes this setting
+                        backend, self._plain = self.backend, None
+                    else:
+                        backend = self._copy()
                     backend.enable_truncation(max_length, stride=stride, strategy=strategy)
                     self._truncating[key] = backend
         return backend

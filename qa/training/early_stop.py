@@ -115,32 +115,21 @@ def keeping(cutoff: float, table: list[dict], max_changed: float, changes) -> fl
     return None
 
 
-def dev_tune_changes(reader_folder: Path, questions: Path, cutoff: float) -> list[str]:
-    """The ids of the dev tune questions (bundled articles, end to end) whose answer with the early stop at cutoff
-    differs from reading every passage."""
-    import os
-    import tempfile
-
+def dev_tune_changes(reader_folder: Path, questions: Path):
+    """A function of a cutoff: the ids of the dev tune questions (bundled articles, end to end) whose answer with the
+    early stop there differs from reading every passage (read once)."""
     from qa.evaluate import load_questions
-    from qa.pipeline import QAPipeline
-    from qa.settings import Settings
+    from qa.training.ship import bundled_pipeline
 
-    global _PIPELINE
-    if _PIPELINE is None:
-        settings = Settings()
-        settings.home = Path(tempfile.mkdtemp(prefix="qa-early-stop-"))
-        os.environ["QA_READER_MODEL"] = str(Path(reader_folder).resolve())
-        _PIPELINE = QAPipeline(settings)
+    pipeline = bundled_pipeline(reader_folder)
     items = load_questions(questions, "tune")
 
     def answers(stop):
-        _PIPELINE.reader.early_stop = stop
-        return [_PIPELINE.ask(q["question"]).answer for q in items]
+        pipeline.reader.early_stop = stop
+        return [pipeline.ask(q["question"]).answer for q in items]
 
-    return [q["id"] for q, a, b in zip(items, answers(None), answers(cutoff)) if a != b]
-
-
-_PIPELINE = None  # one pipeline over the bundled articles for every cutoff tried
+    full = answers(None)
+    return lambda cutoff: [q["id"] for q, a, b in zip(items, full, answers(cutoff)) if a != b]
 
 
 def main(argv=None):
@@ -175,7 +164,7 @@ def main(argv=None):
     for t in table:
         print(json.dumps(t))
     if cutoff is not None and not args.skip_dev_tune:
-        cutoff = keeping(cutoff, table, args.max_changed, lambda c: dev_tune_changes(args.reader, args.questions, c))
+        cutoff = keeping(cutoff, table, args.max_changed, dev_tune_changes(args.reader, args.questions))
     for source in sorted({r["source"] for r in rows}):
         part = [r for r in rows if r["source"] == source]
         print(source, len(part), "at the chosen cutoff:", figures(part, cutoff), "reading all:", figures(part, None))

@@ -135,6 +135,18 @@ def fit_calibration(scored) -> tuple[float, float]:
     return float(w[0]), float(w[1])
 
 
+def bundled_pipeline(reader: Path):
+    """A pipeline over the bundled articles, in a throw-away data directory, reading with the reader folder given
+    (set as QA_READER_MODEL for this process): the end-to-end yardstick of the dev questions' tune half."""
+    from qa.pipeline import QAPipeline
+    from qa.settings import Settings
+
+    settings = Settings()
+    settings.home = Path(tempfile.mkdtemp(prefix="qa-ship-"))
+    os.environ["QA_READER_MODEL"] = str(Path(reader).resolve())
+    return QAPipeline(settings)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
@@ -159,8 +171,6 @@ def main(argv=None):
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from qa.evaluate import load_questions
-    from qa.pipeline import QAPipeline
-    from qa.settings import Settings
 
     # fp16 first: the threshold is chosen on the weights that ship (a margin on the threshold can flip in fp16)
     tmp = args.out.with_name(args.out.name + ".tmp")
@@ -174,10 +184,7 @@ def main(argv=None):
 
         save_file({k: v.half() for k, v in load_file(str(boundary)).items()}, str(tmp / "boundary.safetensors"))
 
-    settings = Settings()
-    settings.home = Path(tempfile.mkdtemp(prefix="qa-ship-"))
-    os.environ["QA_READER_MODEL"] = str(tmp.resolve())
-    pipeline = QAPipeline(settings)
+    pipeline = bundled_pipeline(tmp)
     pipeline.reader.max_length, pipeline.reader.stride = args.max_length, args.stride
     if args.verifier:
         from qa.training import verifier
