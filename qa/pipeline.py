@@ -85,7 +85,7 @@ class QAPipeline(DocumentLibrary):
         docs = matching(state, filters)  # checked before the cache: a bad filter is an error every time
         r = self.reader
         key = (question, searched, top_k or self.settings.top_k, r.no_answer_threshold, r.type_slack,
-               r.clause_penalty, r.early_stop, name, None if docs is None else frozenset(docs))
+               r.clause_penalty, r.early_stop, r.skip_behind, name, None if docs is None else frozenset(docs))
         cached = self._recent.get(key)
         if cached is not None and cached[0] is state:  # the same question on the same index snapshot
             self._recent.move_to_end(key)

@@ -137,6 +137,37 @@ def token_segments(passage: str, offsets: np.ndarray, ends: re.Pattern = SENTENC
     return before[starts]
 
 
+def question_overlap(question: str, passages: list[str]) -> list[int]:
+    """How many of the question's character bigrams (letters and digits only) each passage holds."""
+    def bigrams(text: str) -> set[str]:
+        text = "".join(c for c in text if c.isalnum())
+        return {text[i : i + 2] for i in range(len(text) - 1)}
+
+    asked = bigrams(question)
+    return [len(asked & bigrams(p)) for p in passages]
+
+
+def read_in_turn(read_one, overlap: list[int], n_best: int, early_stop: float | None, skip_behind: int | None,
+                 threshold: float) -> tuple[list[Span], list[int]]:
+    """(the n-best spans, the passages read): passages read one at a time in the order given with read_one(i) ->
+    spans of passage i, stopping and skipping as Reader.read says (qa.training.early_stop replays it on spans read
+    beforehand); overlap: question_overlap of each passage."""
+    spans: list[Span] = []
+    read: list[int] = []
+    for i in range(len(overlap)):
+        if spans and early_stop is not None and spans[0].margin >= early_stop:
+            break
+        if (spans and skip_behind is not None and spans[0].margin >= threshold
+                and overlap[i] <= max(overlap[j] for j in read) - skip_behind):
+            continue
+        more = read_one(i)
+        for span in more:
+            span.passage = i  # windows score alone, so reading one at a time gives the spans reading at once does
+        spans = sorted(spans + more, key=lambda s: s.margin, reverse=True)[:n_best]
+        read.append(i)
+    return spans, read
+
+
 class Reader:
     """An extractive QA model with windowing and span decoding: a transformers AutoModelForQuestionAnswering (torch
     runtimes) or its ONNX export (onnx runtimes: no torch in the process)."""
@@ -157,6 +188,7 @@ class Reader:
         boundary: tuple[np.ndarray, np.ndarray] | None = None,
         lowercase: bool | None = None,
         early_stop: float | None = None,
+        skip_behind: int | None = None,
         verifier: Verifier | None = None,
     ):
         self.model = model
@@ -185,6 +217,9 @@ class Reader:
         # read the passages one at a time and stop once the best margin reaches this (None: all at once); they
         # come ranked, and the first one answers most questions: a third of the tokens then
         self.early_stop = early_stop
+        # once there is an answer, a later passage holding this many fewer of the question's character bigrams than
+        # the best one read is skipped: a look-alike that rarely holds a better answer (None: never skipped)
+        self.skip_behind = skip_behind
         # a span's margin comes from the verifier head over its hidden states when one is shipped (qa.verifier)
         self.verifier = verifier
         self.keep_features = False  # qa.training.verifier: each span carries its verifier features
@@ -264,26 +299,14 @@ class Reader:
 
     def read(self, question: str, passages: list[str], n_best: int = 5) -> list[Span]:
         """The n-best spans over all passages, best first (by margin over the window's no-answer score), as
-        character offsets into their passage with whole units (qa.answer_shape.whole_span). With early_stop set,
-        passages are read one at a time, best ranked first, until the best span's margin reaches it."""
-        if self.early_stop is None or len(passages) < 2:
+        character offsets into their passage with whole units (qa.answer_shape.whole_span). With early_stop or
+        skip_behind set, passages are read one at a time, best ranked first: reading stops once the best span's
+        margin reaches early_stop, and once a span clears the no-answer threshold a passage skip_behind question
+        bigrams behind the best one read is skipped."""
+        if (self.early_stop is None and self.skip_behind is None) or len(passages) < 2:
             return self._read(question, passages, n_best)
-        spans: list[Span] = []
-        for spans in self.read_in_turn(question, passages, n_best):
-            if spans and spans[0].margin >= self.early_stop:
-                break
-        return spans
-
-    def read_in_turn(self, question: str, passages: list[str], n_best: int = 5) -> Iterator[list[Span]]:
-        """The n-best spans so far after each passage, reading them one at a time in the order given (what the
-        early stop decides on; qa.training.early_stop replays it)."""
-        spans: list[Span] = []
-        for i, passage in enumerate(passages):
-            more = self._read(question, [passage], n_best)
-            for span in more:
-                span.passage = i  # windows score alone, so reading one at a time gives the spans reading at once does
-            spans = sorted(spans + more, key=lambda s: s.margin, reverse=True)[:n_best]
-            yield spans
+        return read_in_turn(lambda i: self._read(question, [passages[i]], n_best), question_overlap(question, passages),
+                            n_best, self.early_stop, self.skip_behind, self.no_answer_threshold)[0]
 
     def _read(self, question: str, passages: list[str], n_best: int) -> list[Span]:
         if not passages:

@@ -394,27 +394,57 @@ def test_boundary_head_cuts_a_span_inside_multi_character_tokens():
     assert boundary_cuts((weight, bias), hidden[0], offsets, 7, 7) == (0, 0)
 
 
+def _replay_row(answers, margins, texts, overlap=(5, 5, 5), source="set"):
+    """A valid question as qa.training.early_stop keeps it: each passage's own best span (text, margin)."""
+    passages = [f"甲乙{t or ''}丙丁" for t in texts]
+    spans = [[Span(i, 2, 2 + len(t), t, m + 1.0, m)] if t else [] for i, (t, m) in enumerate(zip(texts, margins))]
+    return {"source": source, "answers": answers, "question": "问", "passages": passages, "spans": spans,
+            "overlap": list(overlap)}
+
+
 def test_early_stop_takes_the_lowest_cutoff_that_keeps_the_answers():
     from qa.training.early_stop import choose, figures
 
-    # margins / prefix: the best margin and the answer after reading 1, 2, 3 passages; "all" is reading all three
-    def row(answers, margins, prefix):
-        return {"answers": answers, "margins": margins, "prefix": prefix, "all": prefix[-1]}
-
-    rows = ([row(["对"], [9.0, 9.0, 9.0], ["对", "对", "对"])] * 50  # clearly ahead: the same either way
-            + [row(["对"], [1.0, 1.0, 6.0], ["错", "错", "对"])] * 2  # the third passage holds the answer
-            + [row([], [-3.0, -3.0, -3.0], ["错", "错", None])] * 10)  # refused only after reading all
-    assert figures(rows, None) == {"changed": 0.0, "stopped": 0.0, "passages": 3.0, "em": 100.0, "f1": 100.0,
+    rows = ([_replay_row(["对"], [9.0, 2.0, 2.0], ["对", "对", "对"])] * 50  # clearly ahead: the same either way
+            + [_replay_row(["对"], [1.0, 0.5, 6.0], ["错", "错", "对"])] * 2  # the third passage holds the answer
+            + [_replay_row([], [-3.0, -4.0, -3.5], ["错", "错", "错"])] * 10)  # refused (threshold 0)
+    assert figures(rows, None) == {"changed": 0.0, "one_passage": 0.0, "passages": 3.0, "em": 100.0, "f1": 100.0,
                                    "false_refusals": 0.0, "refused": 100.0}
     assert figures(rows, 0.0)["changed"] > 0 and figures(rows, 0.0)["em"] < 100.0
     cutoff, table = choose(rows)
     assert cutoff == 2.0  # the lowest above the margin at which reading on would have found another answer
     at = figures(rows, cutoff)
-    assert at["stopped"] == round(100 * 50 / 62, 2) and at["passages"] == round((50 * 1 + 12 * 3) / 62, 2)
+    assert at["one_passage"] == round(100 * 50 / 62, 2) and at["passages"] == round((50 * 1 + 12 * 3) / 62, 2)
     # at most this share of answers may change: 2 of 62 is 3.2%
-    assert choose(rows, max_changed=5.0, max_loss=5.0)[0] == -2.0
+    assert choose(rows, max_changed=5.0, max_loss=5.0)[0] == -4.0
     # a question that stops at the second passage reads two
-    assert figures([row(["对"], [1.0, 5.0, 5.0], ["错", "对", "对"])], 4.0)["passages"] == 2.0
+    assert figures([_replay_row(["对"], [1.0, 5.0, 5.0], ["错", "对", "对"])], 4.0)["passages"] == 2.0
+
+
+def test_a_passage_far_behind_in_question_words_is_skipped_once_there_is_an_answer():
+    from qa.reader import question_overlap, read_in_turn
+    from qa.training.early_stop import choose_skip, figures
+
+    assert question_overlap("中关村论坛哪年诞生", ["中关村论坛诞生于2007年", "论坛", "无关"]) == [5, 1, 0]
+    read = []
+
+    def read_one(i):
+        read.append(i)
+        return [Span(i, 0, 1, "甲", 1.0, margin) for margin in ([0.5], [9.0], [0.2])[i]]
+
+    # passage 2 holds 3 bigrams fewer than passage 1: skipped with a gap of 2, read with 4
+    spans, order = read_in_turn(read_one, [5, 2, 5], 5, None, 2, 0.0)
+    assert order == [0, 2] and read == [0, 2] and spans[0].margin == 0.5
+    assert read_in_turn(read_one, [5, 2, 5], 5, None, 4, 0.0)[1] == [0, 1, 2]
+    # no answer yet (margin under the threshold): every passage is read
+    assert read_in_turn(read_one, [5, 2, 5], 5, None, 2, 1.0)[1] == [0, 1, 2]
+
+    # the smallest gap that costs no set anything: gap 1 loses set B's answers held by a passage one bigram behind
+    rows = ([_replay_row(["对"], [1.0, 0.5, 0.5], ["对", "错", "错"], (6, 2, 2), "A")] * 30  # look-alikes skipped
+            + [_replay_row(["对"], [1.0, 3.0, 0.5], ["错", "对", "错"], (6, 5, 2), "B")] * 10)
+    skip, table = choose_skip(rows, None)
+    assert skip == 2 and [t["ok"] for t in table] == [False, True, True, True]
+    assert figures(rows, None, 2)["passages"] == (30 * 1 + 10 * 2) / 40 and figures(rows, None, 2)["em"] == 100.0
 
 
 def test_early_stop_rises_until_no_dev_tune_answer_changes():

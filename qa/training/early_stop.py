@@ -1,18 +1,22 @@
-"""Choose the reader's early stop (stop reading passages once the best span is clearly ahead) on valid slices.
+"""Choose how the reader saves passages, on valid slices: the early stop and the skip.
 
     python -m qa.training.early_stop qa/weights/reader --data ../shared/data/reading-comprehension [--write]
 
-The product reads the top 3 retrieved passages; most questions are answered by the first. With `early_stop` set
-the reader reads them one at a time and stops once the best margin so far reaches the setting. How high is
-high enough is a property of the checkpoint, so it is chosen here, for one reader, and stored in its
-qa_reader.json. The questions come from the `valid` slices of the reading-comprehension sets (never a report
-slice, never the dev questions over the bundled articles): each set's valid paragraphs are cut into chunks as the
-index cuts articles, BM25 ranks them for each question (so passages 2 and 3 are the look-alikes retrieval brings
-along), and the answer after reading the top 3 (shape step and no-answer threshold included) is compared with the
-answer where reading stops. The lowest cutoff at which at most `--max-changed` of the answers change
-(2%: the bar a runtime must clear, 98% of answers the same) and EM, F1 and refusals fall by at most 0.2 points wins,
-provided it changes no answer of the dev questions' tune half end to end (`--questions`; the report half is never
-read): reader v6's valid choice, 2.0, changed two of those 66 answers (one right one lost), 3.0 none.
+The product reads the top 3 retrieved passages, one at a time, best ranked first. `early_stop`: once the best margin
+so far reaches it, the rest are never read. `skip_behind`: once the best span clears the no-answer threshold, a
+passage holding that many fewer of the question's character bigrams than the best passage read is skipped (a
+look-alike: it wins the answer less often than it loses it). Both are properties of the checkpoint, chosen here
+and stored in its qa_reader.json. The questions come from the `valid` slices of the reading-comprehension sets
+(never a report slice, never the dev questions over the bundled articles): each set's valid paragraphs are cut into
+chunks as the index cuts articles, BM25 ranks them for each question (so passages 2 and 3 are the look-alikes
+retrieval brings along), each passage is read once, alone, and every setting is replayed on those spans (shape step
+and no-answer threshold included) against reading all three.
+- The cutoff: the lowest at which at most `--max-changed` of the answers change (2%: the bar a runtime must clear)
+  and EM, F1 and refusals fall by at most 0.2 points, provided it changes no answer of the dev questions' tune half
+  end to end (`--questions`; the report half is never read): reader v6's valid choice, 2.0, changed two of those 66
+  answers (one right one lost), 3.0 none.
+- The skip, with that cutoff: the smallest gap that costs nothing over all the valid questions and at most a point
+  of EM or F1 on any one set (choose_skip), and no EM on the dev tune half.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 CUTOFFS = tuple(float(c) for c in range(-4, 13))  # margins; the v4 reader's threshold is -6.9
+SKIPS = (1, 2, 3, 4)  # question bigrams a passage may hold fewer of than the best one read
 
 
 def passage_lists(asked, haystack, top_k: int = 3, size: int = 200, overlap: int = 60) -> list[tuple]:
@@ -46,46 +51,53 @@ def passage_lists(asked, haystack, top_k: int = 3, size: int = 200, overlap: int
     return out
 
 
-def answers_by_depth(reader, lists) -> list[dict]:
-    """Per question, after reading the first k passages (k = 1, 2, …): the best span's margin and the answer."""
-    from qa.answer_shape import CANDIDATES, shape
+def passage_spans(reader, lists) -> list[dict]:
+    """Per question: its passages, each one's own n-best spans (read alone, as the reader reads in turn) and how
+    many of the question's bigrams it holds: enough to replay any cutoff and skip without reading again."""
+    from qa.answer_shape import CANDIDATES
+    from qa.reader import question_overlap
     from retriever.text import to_simplified
-
-    def answer(question, spans, passages):
-        span = shape(question, spans, passages, reader.type_slack)
-        return span.text if span is not None and span.margin >= reader.no_answer_threshold else None
 
     rows = []
     for ex, passages in lists:
         question = to_simplified(ex.question)
         passages = [to_simplified(p) for p in passages]
-        margins, prefix = [], []
-        for i, spans in enumerate(reader.read_in_turn(question, passages, CANDIDATES)):  # as the reader stops
-            margins.append(spans[0].margin if spans else None)
-            prefix.append(answer(question, spans, passages[: i + 1]))
-        rows.append({"source": ex.source, "answers": [a[0] for a in ex.answers], "margins": margins,
-                     "prefix": prefix, "all": prefix[-1]})
+        spans = []
+        for i, passage in enumerate(passages):
+            spans.append(reader._read(question, [passage], CANDIDATES))
+            for span in spans[-1]:
+                span.passage = i
+        rows.append({"source": ex.source, "answers": [a[0] for a in ex.answers], "question": question,
+                     "passages": passages, "spans": spans, "overlap": question_overlap(question, passages)})
     return rows
 
 
-def figures(rows, cutoff: float | None) -> dict:
-    """Answers changed, questions stopped before the last passage, passages read, EM, F1 and refusals (answerable
-    and not) when reading stops once the best margin reaches `cutoff`."""
+def replay(row: dict, cutoff: float | None, skip_behind: int | None, threshold: float,
+           type_slack: float) -> tuple[str | None, int]:
+    """(the answer, passages read) with this early stop and skip, as the reader and the shape step give it."""
+    from qa.answer_shape import CANDIDATES, shape
+    from qa.reader import read_in_turn
+
+    spans, read = read_in_turn(lambda i: list(row["spans"][i]), row["overlap"], CANDIDATES, cutoff, skip_behind,
+                               threshold)
+    span = shape(row["question"], spans, row["passages"], type_slack)
+    return (span.text if span is not None and span.margin >= threshold else None), len(read)
+
+
+def figures(rows, cutoff: float | None, skip_behind: int | None = None, threshold: float = 0.0,
+            type_slack: float = 0.0) -> dict:
+    """Answers changed (against reading every passage), questions that read one passage alone, passages read,
+    EM, F1 and refusals (answerable and not) with this early stop and skip."""
     from qa.metrics import char_f1, exact_match
 
-    def chosen(r):  # (answer, passages read)
-        for k, m in enumerate(r["margins"][:-1]):
-            if cutoff is not None and m is not None and m >= cutoff:
-                return r["prefix"][k], k + 1
-        return r["all"], len(r["margins"])
-
     n = max(len(rows), 1)
-    picks = [(r, *chosen(r)) for r in rows]  # (row, answer, passages read)
-    out = {"changed": 100 * sum(a != r["all"] for r, a, _ in picks) / n,
-           "stopped": 100 * sum(k < len(r["margins"]) for r, _, k in picks) / n,
-           "passages": sum(k for _, _, k in picks) / n}
-    scored = [(a, r["answers"]) for r, a, _ in picks if r["answers"]]
-    refused = [a is None for r, a, _ in picks if not r["answers"]]
+    picks = [(r, *replay(r, cutoff, skip_behind, threshold, type_slack),
+              replay(r, None, None, threshold, type_slack)[0]) for r in rows]  # (row, answer, read, answer reading all)
+    out = {"changed": 100 * sum(a != full for _, a, _, full in picks) / n,
+           "one_passage": 100 * sum(k == 1 for _, _, k, _ in picks) / n,
+           "passages": sum(k for _, _, k, _ in picks) / n}
+    scored = [(a, r["answers"]) for r, a, _, _ in picks if r["answers"]]
+    refused = [a is None for r, a, _, _ in picks if not r["answers"]]
     out["em"] = 100 * sum(exact_match(p, a) for p, a in scored) / max(len(scored), 1)
     out["f1"] = 100 * sum(char_f1(p, a) for p, a in scored) / max(len(scored), 1)
     out["false_refusals"] = 100 * sum(p is None for p, _ in scored) / max(len(scored), 1)
@@ -93,14 +105,37 @@ def figures(rows, cutoff: float | None) -> dict:
     return {k: round(v, 2) for k, v in out.items()}
 
 
-def choose(rows, max_changed: float = 2.0, max_loss: float = 0.2) -> tuple[float | None, list[dict]]:
-    """The lowest cutoff within the budget (None: none is), and the figures at every cutoff."""
-    base = figures(rows, None)
-    table = [{"cutoff": c, **figures(rows, c)} for c in CUTOFFS]
-    ok = [t for t in table if t["changed"] <= max_changed and t["em"] >= base["em"] - max_loss
-          and t["f1"] >= base["f1"] - max_loss and t["refused"] >= base["refused"] - max_loss
-          and t["false_refusals"] <= base["false_refusals"] + max_loss]
+def no_worse(t: dict, base: dict, max_loss: float) -> bool:
+    return (t["em"] >= base["em"] - max_loss and t["f1"] >= base["f1"] - max_loss
+            and t["refused"] >= base["refused"] - max_loss and t["false_refusals"] <= base["false_refusals"] + max_loss)
+
+
+def choose(rows, max_changed: float = 2.0, max_loss: float = 0.2, **decoding) -> tuple[float | None, list[dict]]:
+    """The lowest cutoff within the budget (None: none is), and the figures at every cutoff (no skip)."""
+    base = figures(rows, None, **decoding)
+    table = [{"cutoff": c, **figures(rows, c, **decoding)} for c in CUTOFFS]
+    ok = [t for t in table if t["changed"] <= max_changed and no_worse(t, base, max_loss)]
     return (min(t["cutoff"] for t in ok) if ok else None), [{"cutoff": None, **base}] + table
+
+
+def choose_skip(rows, cutoff: float | None, max_set_loss: float = 1.0, **decoding) -> tuple[int | None, list[dict]]:
+    """The smallest skip_behind (question bigrams) that, with this cutoff, costs nothing over all the valid
+    questions (EM, F1, refusals) and at most max_set_loss EM or F1 points on any one set (about 400 questions
+    each: a point is 4 answers); skipping changes answers, and the look-alikes it skips lose as often as they
+    win. None: no skip passes."""
+    sets = sorted({r["source"] for r in rows})
+    table = []
+    for gap in SKIPS:
+        entry = {"skip_behind": gap, **figures(rows, cutoff, gap, **decoding), "sets": {}}
+        ok = no_worse(entry, figures(rows, cutoff, None, **decoding), 0.0)
+        for name in sets:
+            part = [r for r in rows if r["source"] == name]
+            got, base = figures(part, cutoff, gap, **decoding), figures(part, cutoff, None, **decoding)
+            entry["sets"][name] = {k: round(got[k] - base[k], 2) for k in ("em", "f1", "one_passage")}
+            ok = ok and got["em"] >= base["em"] - max_set_loss and got["f1"] >= base["f1"] - max_set_loss
+        entry["ok"] = ok
+        table.append(entry)
+    return next((t["skip_behind"] for t in table if t["ok"]), None), table
 
 
 def keeping(cutoff: float, table: list[dict], max_changed: float, changes) -> float | None:
@@ -116,20 +151,33 @@ def keeping(cutoff: float, table: list[dict], max_changed: float, changes) -> fl
 
 
 def dev_tune_changes(reader_folder: Path, questions: Path):
-    """A function of a cutoff: the ids of the dev tune questions (bundled articles, end to end) whose answer with the
-    early stop there differs from reading every passage (read once)."""
+    """A function of a cutoff (and a skip): the ids of the dev tune questions (bundled articles, end to end) whose
+    answer then differs from reading every passage (read once), and the EM there; the report half is never read."""
     from qa.evaluate import load_questions
+    from qa.metrics import exact_match
     from qa.training.ship import bundled_pipeline
 
     pipeline = bundled_pipeline(reader_folder)
     items = load_questions(questions, "tune")
 
-    def answers(stop):
-        pipeline.reader.early_stop = stop
+    def answers(stop, skip):
+        pipeline.reader.early_stop, pipeline.reader.skip_behind = stop, skip
         return [pipeline.ask(q["question"]).answer for q in items]
 
-    full = answers(None)
-    return lambda cutoff: [q["id"] for q, a, b in zip(items, full, answers(cutoff)) if a != b]
+    def em(got):
+        return 100 * sum(bool(q["answers"]) and a is not None and exact_match(a, q["answers"])
+                         for q, a in zip(items, got)) / max(len(items), 1)
+
+    # reading all three in turn, not at once: the same arithmetic as stopping (batched windows are padded, and
+    # bf16 sums padded windows in another order: a margin moves by hundredths and a close answer can flip)
+    full = answers(float("inf"), None)
+
+    def changes(cutoff, skip=None):
+        got = answers(cutoff, skip)
+        print(f"dev tune, early stop {cutoff}, skip {skip}: EM {em(got):.1f} (reading all {em(full):.1f})")
+        return [q["id"] for q, a, b in zip(items, full, got) if a != b], em(got) - em(full)
+
+    return changes
 
 
 def main(argv=None):
@@ -137,15 +185,15 @@ def main(argv=None):
     from qa.training.data import load_all
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("reader", type=Path, help="a reader folder (its qa_reader.json gets the setting with --write)")
+    parser.add_argument("reader", type=Path, help="a reader folder (its qa_reader.json gets the settings with --write)")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/reading-comprehension"))
     parser.add_argument("--limit", type=int, default=400, help="questions per set (random, fixed seed)")
     parser.add_argument("--runtime", default="auto")
     parser.add_argument("--max-changed", type=float, default=2.0, help="%% of answers stopping may change")
-    parser.add_argument("--rows", type=Path, help="also write each question's margin and answers (JSON Lines)")
-    parser.add_argument("--write", action="store_true", help="store the chosen cutoff in qa_reader.json")
+    parser.add_argument("--rows", type=Path, help="also write each question's margins and overlaps (JSON Lines)")
+    parser.add_argument("--write", action="store_true", help="store the chosen settings in qa_reader.json")
     parser.add_argument("--questions", type=Path, default=Path("tests/data/dev_questions.jsonl"),
-                        help="dev questions whose tune half the cutoff may not change")
+                        help="dev questions whose tune half the settings may not change (cutoff) or cost (skip)")
     parser.add_argument("--skip-dev-tune", action="store_true", help="choose on the valid slices alone")
     args = parser.parse_args(argv)
 
@@ -157,22 +205,34 @@ def main(argv=None):
     picked = [ex for group in by_set.values() for ex in rng.sample(group, min(args.limit, len(group)))]
     lists = passage_lists(picked, valid)  # the haystack: every paragraph of the valid slice
     reader = Reader.load(args.reader, args.runtime)
-    rows = answers_by_depth(reader, lists)
+    decoding = {"threshold": reader.no_answer_threshold, "type_slack": reader.type_slack}
+    rows = passage_spans(reader, lists)
     if args.rows:
-        args.rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    cutoff, table = choose(rows, args.max_changed)
+        args.rows.write_text("".join(json.dumps(
+            {"source": r["source"], "answers": r["answers"], "overlap": r["overlap"],
+             "margins": [s[0].margin if s else None for s in r["spans"]]}, ensure_ascii=False) + "\n" for r in rows),
+            encoding="utf-8")
+    cutoff, table = choose(rows, args.max_changed, **decoding)
     for t in table:
         print(json.dumps(t))
-    if cutoff is not None and not args.skip_dev_tune:
-        cutoff = keeping(cutoff, table, args.max_changed, dev_tune_changes(args.reader, args.questions))
+    changes = None if args.skip_dev_tune else dev_tune_changes(args.reader, args.questions)
+    if cutoff is not None and changes is not None:
+        cutoff = keeping(cutoff, table, args.max_changed, lambda c: changes(c)[0])
+    skip, skips = choose_skip(rows, cutoff, **decoding)
+    for t in skips:
+        print(json.dumps(t))
+    # the skip is chosen on the valid slices; on the dev tune half it may change answers but not cost EM
+    while skip is not None and changes is not None and changes(cutoff, skip)[1] < 0:
+        skip = next((t["skip_behind"] for t in skips if t["ok"] and t["skip_behind"] > skip), None)
     for source in sorted({r["source"] for r in rows}):
         part = [r for r in rows if r["source"] == source]
-        print(source, len(part), "at the chosen cutoff:", figures(part, cutoff), "reading all:", figures(part, None))
-    print(f"chosen early_stop: {cutoff} over {len(rows)} valid questions")
+        print(source, len(part), "as chosen:", figures(part, cutoff, skip, **decoding),
+              "reading all:", figures(part, None, **decoding))
+    print(f"chosen early_stop: {cutoff}, skip_behind: {skip} over {len(rows)} valid questions")
     if args.write:
         config = args.reader / "qa_reader.json"
         stored = json.loads(config.read_text(encoding="utf-8"))
-        stored["early_stop"] = cutoff
+        stored["early_stop"], stored["skip_behind"] = cutoff, skip
         config.write_text(json.dumps(stored, ensure_ascii=False, indent=2), encoding="utf-8")
         print(f"written to {config}")
 
