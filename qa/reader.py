@@ -147,25 +147,22 @@ def question_overlap(question: str, passages: list[str]) -> list[int]:
     return [len(asked & bigrams(p)) for p in passages]
 
 
-def read_in_turn(read_one, overlap: list[int], n_best: int, early_stop: float | None, skip_behind: int | None,
+def read_in_turn(read_some, overlap: list[int], n_best: int, early_stop: float | None, skip_behind: int | None,
                  threshold: float) -> tuple[list[Span], list[int]]:
-    """(the n-best spans, the passages read): passages read one at a time in the order given with read_one(i) ->
-    spans of passage i, stopping and skipping as Reader.read says (qa.training.early_stop replays it on spans read
-    beforehand); overlap: question_overlap of each passage."""
-    spans: list[Span] = []
-    read: list[int] = []
-    for i in range(len(overlap)):
-        if spans and early_stop is not None and spans[0].margin >= early_stop:
-            break
-        if (spans and skip_behind is not None and spans[0].margin >= threshold
-                and overlap[i] <= max(overlap[j] for j in read) - skip_behind):
-            continue
-        more = read_one(i)
-        for span in more:
-            span.passage = i  # windows score alone, so reading one at a time gives the spans reading at once does
-        spans = sorted(spans + more, key=lambda s: s.margin, reverse=True)[:n_best]
-        read.append(i)
-    return spans, read
+    """(the n-best spans, the passages read): the first passage alone, then, unless its best margin reaches
+    early_stop, the others together (one batch: one call costs less than two), without those skip_behind question
+    bigrams behind the first once it has a span over the threshold. read_some(indices) gives the spans of those
+    passages numbered as given; overlap: question_overlap of each passage. qa.training.early_stop replays this on
+    spans read beforehand."""
+    spans = sorted(read_some([0]), key=lambda s: s.margin, reverse=True)[:n_best]
+    if spans and early_stop is not None and spans[0].margin >= early_stop:
+        return spans, [0]
+    rest = list(range(1, len(overlap)))
+    if spans and skip_behind is not None and spans[0].margin >= threshold:
+        rest = [i for i in rest if overlap[i] > overlap[0] - skip_behind]
+    if rest:  # windows score alone, so reading them together gives the spans reading one at a time does
+        spans = sorted(spans + read_some(rest), key=lambda s: s.margin, reverse=True)[:n_best]
+    return spans, [0] + rest
 
 
 class Reader:
@@ -300,13 +297,19 @@ class Reader:
     def read(self, question: str, passages: list[str], n_best: int = 5) -> list[Span]:
         """The n-best spans over all passages, best first (by margin over the window's no-answer score), as
         character offsets into their passage with whole units (qa.answer_shape.whole_span). With early_stop or
-        skip_behind set, passages are read one at a time, best ranked first: reading stops once the best span's
-        margin reaches early_stop, and once a span clears the no-answer threshold a passage skip_behind question
-        bigrams behind the best one read is skipped."""
+        skip_behind set, the first (best ranked) passage is read alone, and the others only when its best span's
+        margin is under early_stop, without those skip_behind question bigrams behind it once it has a span over
+        the no-answer threshold (read_in_turn)."""
         if (self.early_stop is None and self.skip_behind is None) or len(passages) < 2:
             return self._read(question, passages, n_best)
-        return read_in_turn(lambda i: self._read(question, [passages[i]], n_best), question_overlap(question, passages),
-                            n_best, self.early_stop, self.skip_behind, self.no_answer_threshold)[0]
+        def read_some(indices: list[int]) -> list[Span]:
+            spans = self._read(question, [passages[i] for i in indices], n_best)
+            for span in spans:
+                span.passage = indices[span.passage]
+            return spans
+
+        return read_in_turn(read_some, question_overlap(question, passages), n_best, self.early_stop,
+                            self.skip_behind, self.no_answer_threshold)[0]
 
     def _read(self, question: str, passages: list[str], n_best: int) -> list[Span]:
         if not passages:

@@ -138,7 +138,7 @@ def test_early_stop_reads_the_first_passage_alone_only_when_it_is_clearly_ahead(
     try:
         reader.early_stop = None
         at_once = reader.read(question, passages, 10)
-        reader.early_stop = float("inf")  # never ahead enough: one passage at a time, all three
+        reader.early_stop = float("inf")  # never ahead enough: the first passage, then the other two
         one_by_one = reader.read(question, passages, 10)
         reader.early_stop = float("-inf")  # always ahead: the first passage only
         first_only = reader.read(question, passages, 10)
@@ -163,7 +163,7 @@ def test_a_look_alike_passage_is_skipped_once_the_first_one_answers(pipeline, mo
     other = "今年的科技活动周在多个城市同时举行，吸引了大量市民参观。"  # none of the question's bigrams
     read = []
     real = reader._read
-    monkeypatch.setattr(reader, "_read", lambda q, passages, n: read.append(passages[0]) or real(q, passages, n))
+    monkeypatch.setattr(reader, "_read", lambda q, passages, n: read.extend(passages) or real(q, passages, n))
     monkeypatch.setattr(reader, "early_stop", None)
     monkeypatch.setattr(reader, "skip_behind", 2)
     spans = reader.read(question, [first, other, first], 10)

@@ -417,8 +417,8 @@ def test_early_stop_takes_the_lowest_cutoff_that_keeps_the_answers():
     assert at["one_passage"] == round(100 * 50 / 62, 2) and at["passages"] == round((50 * 1 + 12 * 3) / 62, 2)
     # at most this share of answers may change: 2 of 62 is 3.2%
     assert choose(rows, max_changed=5.0, max_loss=5.0)[0] == -4.0
-    # a question that stops at the second passage reads two
-    assert figures([_replay_row(["对"], [1.0, 5.0, 5.0], ["错", "对", "对"])], 4.0)["passages"] == 2.0
+    # a question the first passage does not settle reads the other two together
+    assert figures([_replay_row(["对"], [1.0, 5.0, 5.0], ["错", "对", "对"])], 4.0)["passages"] == 3.0
 
 
 def test_a_passage_far_behind_in_question_words_is_skipped_once_there_is_an_answer():
@@ -426,18 +426,21 @@ def test_a_passage_far_behind_in_question_words_is_skipped_once_there_is_an_answ
     from qa.training.early_stop import choose_skip, figures
 
     assert question_overlap("中关村论坛哪年诞生", ["中关村论坛诞生于2007年", "论坛", "无关"]) == [5, 1, 0]
-    read = []
+    calls = []
 
-    def read_one(i):
-        read.append(i)
-        return [Span(i, 0, 1, "甲", 1.0, margin) for margin in ([0.5], [9.0], [0.2])[i]]
+    def read_some(indices):
+        calls.append(indices)
+        return [Span(i, 0, 1, "甲", 1.0, (0.5, 9.0, 0.2)[i]) for i in indices]
 
     # passage 2 holds 3 bigrams fewer than passage 1: skipped with a gap of 2, read with 4
-    spans, order = read_in_turn(read_one, [5, 2, 5], 5, None, 2, 0.0)
-    assert order == [0, 2] and read == [0, 2] and spans[0].margin == 0.5
-    assert read_in_turn(read_one, [5, 2, 5], 5, None, 4, 0.0)[1] == [0, 1, 2]
-    # no answer yet (margin under the threshold): every passage is read
-    assert read_in_turn(read_one, [5, 2, 5], 5, None, 2, 1.0)[1] == [0, 1, 2]
+    spans, order = read_in_turn(read_some, [5, 2, 5], 5, None, 2, 0.0)
+    assert order == [0, 2] and calls == [[0], [2]] and spans[0].margin == 0.5
+    assert read_in_turn(read_some, [5, 2, 5], 5, None, 4, 0.0)[1] == [0, 1, 2]
+    # no answer yet (margin under the threshold): every passage is read, the two after the first in one call
+    calls.clear()
+    assert read_in_turn(read_some, [5, 2, 5], 5, None, 2, 1.0)[1] == [0, 1, 2] and calls == [[0], [1, 2]]
+    # the first passage clearly ahead: the others never read
+    assert read_in_turn(read_some, [5, 2, 5], 5, 0.5, None, 0.0)[1] == [0]
 
     # the smallest gap that costs no set anything: gap 1 loses set B's answers held by a passage one bigram behind
     rows = ([_replay_row(["对"], [1.0, 0.5, 0.5], ["对", "错", "错"], (6, 2, 2), "A")] * 30  # look-alikes skipped

@@ -2,10 +2,10 @@
 
     python -m qa.training.early_stop qa/weights/reader --data ../shared/data/reading-comprehension [--write]
 
-The product reads the top 3 retrieved passages, one at a time, best ranked first. `early_stop`: once the best margin
-so far reaches it, the rest are never read. `skip_behind`: once the best span clears the no-answer threshold, a
-passage holding that many fewer of the question's character bigrams than the best passage read is skipped (a
-look-alike: it wins the answer less often than it loses it). Both are properties of the checkpoint, chosen here
+The product reads the top 3 retrieved passages: the first alone, then the others together (qa.reader.read_in_turn).
+`early_stop`: once the first passage's best margin reaches it, the others are never read. `skip_behind`: once that
+span clears the no-answer threshold, a passage holding that many fewer of the question's character bigrams than the
+first is skipped (a look-alike: it wins the answer less often than it loses it). Both are properties of the checkpoint, chosen here
 and stored in its qa_reader.json. The questions come from the `valid` slices of the reading-comprehension sets
 (never a report slice, never the dev questions over the bundled articles): each set's valid paragraphs are cut into
 chunks as the index cuts articles, BM25 ranks them for each question (so passages 2 and 3 are the look-alikes
@@ -78,8 +78,8 @@ def replay(row: dict, cutoff: float | None, skip_behind: int | None, threshold: 
     from qa.answer_shape import CANDIDATES, shape
     from qa.reader import read_in_turn
 
-    spans, read = read_in_turn(lambda i: list(row["spans"][i]), row["overlap"], CANDIDATES, cutoff, skip_behind,
-                               threshold)
+    spans, read = read_in_turn(lambda indices: [s for i in indices for s in row["spans"][i]], row["overlap"],
+                               CANDIDATES, cutoff, skip_behind, threshold)
     span = shape(row["question"], spans, row["passages"], type_slack)
     return (span.text if span is not None and span.margin >= threshold else None), len(read)
 
