@@ -25,7 +25,7 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 # bumped when the export or the quantisation changes, so an older cached file is not taken for today's
-EXPORT_VERSION = "3: fp16 word embeddings when exact"
+EXPORT_VERSION = "4: eager attention; fp16 word embeddings when exact"
 
 
 def _weights_hash(model_dir: Path) -> str:
@@ -52,6 +52,10 @@ def _export(model, out: Path, output_names: list[str]) -> None:
     )
 
 
+# attention exported as its plain MatMul / Softmax ops, not transformers' scaled_dot_product_attention: ONNX Runtime
+# runs that graph 10-15% faster on the CPU (reader v6, 1-3 windows of 135 tokens, AVX-512: 40.7 -> 36.4 ms for one,
+# 98.2 -> 83.5 ms for three), with the same outputs to 1e-5
+EAGER = {"attn_implementation": "eager"}
 OUTPUTS = {"reader": ["start_logits", "end_logits", "last_hidden_state"], "encoder": ["last_hidden_state"]}
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 
@@ -113,7 +117,7 @@ def _export_fp32(model_dir: Path, kind: str, target: Path, scales: dict | None =
     class Reader(torch.nn.Module):  # plain tensors out, for the exporter
         def __init__(self):
             super().__init__()
-            self.m = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
+            self.m = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32, **EAGER)
 
         def forward(self, input_ids, attention_mask, token_type_ids):
             out = self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
@@ -123,7 +127,7 @@ def _export_fp32(model_dir: Path, kind: str, target: Path, scales: dict | None =
     class Encoder(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.m = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32)
+            self.m = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32, **EAGER)
 
         def forward(self, input_ids, attention_mask, token_type_ids):
             return self.m(input_ids=input_ids, attention_mask=attention_mask,
