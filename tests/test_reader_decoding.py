@@ -403,7 +403,7 @@ def _replay_row(answers, margins, texts, overlap=(5, 5, 5), source="set"):
 
 
 def test_early_stop_takes_the_lowest_cutoff_that_keeps_the_answers():
-    from qa.training.early_stop import choose, figures
+    from qa.training.early_stop import choose, figures, reading_alone_pays
 
     rows = ([_replay_row(["对"], [9.0, 2.0, 2.0], ["对", "对", "对"])] * 50  # clearly ahead: the same either way
             + [_replay_row(["对"], [1.0, 0.5, 6.0], ["错", "错", "对"])] * 2  # the third passage holds the answer
@@ -417,6 +417,8 @@ def test_early_stop_takes_the_lowest_cutoff_that_keeps_the_answers():
     assert at["one_passage"] == round(100 * 50 / 62, 2) and at["passages"] == round((50 * 1 + 12 * 3) / 62, 2)
     # at most this share of answers may change: 2 of 62 is 3.2%
     assert choose(rows, max_changed=5.0, max_loss=5.0)[0] == -4.0
+    # two calls pay only when enough questions stop after the first: 50 of 62 do at 2.0, none at 10.0
+    assert reading_alone_pays(rows, 2.0, None) and not reading_alone_pays(rows, 10.0, None)
     # a question the first passage does not settle reads the other two together
     assert figures([_replay_row(["对"], [1.0, 5.0, 5.0], ["错", "对", "对"])], 4.0)["passages"] == 3.0
 

@@ -17,6 +17,8 @@ and no-answer threshold included) against reading all three.
   answers (one right one lost), 3.0 none.
 - The skip, with that cutoff: the smallest gap that costs nothing over all the valid questions and at most a point
   of EM or F1 on any one set (choose_skip), and no EM on the dev tune half.
+- Both only when at least PAYS% of the valid questions then read one passage: two calls (the first passage, then
+  the others) cost more than one call with all three, so below that share it is cheaper to read them at once.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ from collections import defaultdict
 from pathlib import Path
 
 CUTOFFS = tuple(float(c) for c in range(-4, 13))  # margins; the v4 reader's threshold is -6.9
-SKIPS = (1, 2, 3, 4)  # question bigrams a passage may hold fewer of than the best one read
+SKIPS = (1, 2, 3, 4)
+# reading the first passage alone pays only when enough questions stop there: one window, two and three cost about
+# 1 : 1.7 : 2.3 (ONNX Runtime, reader v6, 135 tokens, AVX-512, 2026-12-04: 36.4 / 60.1 / 83.5 ms), so with a share s
+# stopping, 1 + (1 - s) * 1.7 < 2.3 needs s > 24%; under that, every passage is read at once
+PAYS = 25.0  # question bigrams a passage may hold fewer of than the best one read
 
 
 def passage_lists(asked, haystack, top_k: int = 3, size: int = 200, overlap: int = 60) -> list[tuple]:
@@ -138,6 +144,12 @@ def choose_skip(rows, cutoff: float | None, max_set_loss: float = 1.0, **decodin
     return next((t["skip_behind"] for t in table if t["ok"]), None), table
 
 
+def reading_alone_pays(rows, cutoff: float | None, skip_behind: int | None, **decoding) -> bool:
+    """Whether enough valid questions (PAYS%) read the first passage alone for the two-call reading to be the
+    cheaper one."""
+    return figures(rows, cutoff, skip_behind, **decoding)["one_passage"] >= PAYS
+
+
 def keeping(cutoff: float, table: list[dict], max_changed: float, changes) -> float | None:
     """The lowest cutoff from `cutoff` up, within the valid budget, at which changes(c) (the dev tune answers it
     changes) is empty; None when every one changes some."""
@@ -224,6 +236,10 @@ def main(argv=None):
     # the skip is chosen on the valid slices; on the dev tune half it may change answers but not cost EM
     while skip is not None and changes is not None and changes(cutoff, skip)[1] < 0:
         skip = next((t["skip_behind"] for t in skips if t["ok"] and t["skip_behind"] > skip), None)
+    if (cutoff is not None or skip is not None) and not reading_alone_pays(rows, cutoff, skip, **decoding):
+        print(f"early stop {cutoff}, skip {skip}: under {PAYS}% of the valid questions read one passage alone, "
+              "too few for two calls to cost less than one: every passage is read at once")
+        cutoff = skip = None
     for source in sorted({r["source"] for r in rows}):
         part = [r for r in rows if r["source"] == source]
         print(source, len(part), "as chosen:", figures(part, cutoff, skip, **decoding),
