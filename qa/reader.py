@@ -211,11 +211,11 @@ class Reader:
         if lowercase is None:
             lowercase = tokenizer is None or uncased_vocabulary(self.tokenizer)
         self.lowercase = lowercase
-        # read the passages one at a time and stop once the best margin reaches this (None: all at once); they
-        # come ranked, and the first one answers most questions: a third of the tokens then
+        # read the first (best ranked) passage alone and the others only when its best margin is under this (None:
+        # all at once); it pays when many questions stop there (qa.training.early_stop)
         self.early_stop = early_stop
-        # once there is an answer, a later passage holding this many fewer of the question's character bigrams than
-        # the best one read is skipped: a look-alike that rarely holds a better answer (None: never skipped)
+        # once the first passage has an answer, a later one holding this many fewer of the question's character
+        # bigrams is skipped: a look-alike that rarely holds a better answer (None: never skipped)
         self.skip_behind = skip_behind
         # a span's margin comes from the verifier head over its hidden states when one is shipped (qa.verifier)
         self.verifier = verifier
