@@ -30,11 +30,11 @@ from collections import defaultdict
 from pathlib import Path
 
 CUTOFFS = tuple(float(c) for c in range(-4, 13))  # margins; the v4 reader's threshold is -6.9
-SKIPS = (1, 2, 3, 4)
+SKIPS = (1, 2, 3, 4)  # question bigrams a passage may hold fewer of than the first one
 # reading the first passage alone pays only when enough questions stop there: one window, two and three cost about
 # 1 : 1.7 : 2.3 (ONNX Runtime, reader v6, 135 tokens, AVX-512, 2026-12-04: 36.4 / 60.1 / 83.5 ms), so with a share s
 # stopping, 1 + (1 - s) * 1.7 < 2.3 needs s > 24%; under that, every passage is read at once
-PAYS = 25.0  # question bigrams a passage may hold fewer of than the best one read
+PAYS = 25.0
 
 
 def passage_lists(asked, haystack, top_k: int = 3, size: int = 200, overlap: int = 60) -> list[tuple]:
@@ -129,14 +129,15 @@ def choose_skip(rows, cutoff: float | None, max_set_loss: float = 1.0, **decodin
     questions (EM, F1, refusals) and at most max_set_loss EM or F1 points on any one set (about 400 questions
     each: a point is 4 answers); skipping changes answers, and the look-alikes it skips lose as often as they
     win. None: no skip passes."""
-    sets = sorted({r["source"] for r in rows})
+    parts = {name: [r for r in rows if r["source"] == name] for name in sorted({r["source"] for r in rows})}
+    unskipped = figures(rows, cutoff, None, **decoding)  # the same for every gap: once
+    set_bases = {name: figures(part, cutoff, None, **decoding) for name, part in parts.items()}
     table = []
     for gap in SKIPS:
         entry = {"skip_behind": gap, **figures(rows, cutoff, gap, **decoding), "sets": {}}
-        ok = no_worse(entry, figures(rows, cutoff, None, **decoding), 0.0)
-        for name in sets:
-            part = [r for r in rows if r["source"] == name]
-            got, base = figures(part, cutoff, gap, **decoding), figures(part, cutoff, None, **decoding)
+        ok = no_worse(entry, unskipped, 0.0)
+        for name, part in parts.items():
+            got, base = figures(part, cutoff, gap, **decoding), set_bases[name]
             entry["sets"][name] = {k: round(got[k] - base[k], 2) for k in ("em", "f1", "one_passage")}
             ok = ok and got["em"] >= base["em"] - max_set_loss and got["f1"] >= base["f1"] - max_set_loss
         entry["ok"] = ok
@@ -180,8 +181,9 @@ def dev_tune_changes(reader_folder: Path, questions: Path):
         return 100 * sum(bool(q["answers"]) and a is not None and exact_match(a, q["answers"])
                          for q, a in zip(items, got)) / max(len(items), 1)
 
-    # reading all three in turn, not at once: the same arithmetic as stopping (batched windows are padded, and
-    # bf16 sums padded windows in another order: a margin moves by hundredths and a close answer can flip)
+    # every passage read as the early stop reads them (the first alone, then the rest), not all three at once: the
+    # same arithmetic as stopping (batched windows are padded, and bf16 sums padded windows in another order: a
+    # margin moves by hundredths and a close answer can flip)
     full = answers(float("inf"), None)
 
     def changes(cutoff, skip=None):
