@@ -11,7 +11,7 @@ from pathlib import Path
 
 from retriever.cpu import describe_flags, resolve
 from retriever.local_models import ModelNotFound, PROJECT_DIR, resolve_model_path
-from retriever.smoothing import has_scales
+from retriever.int8 import int8_keeps_answers
 
 MODELS_FILE = PROJECT_DIR / "models.txt"
 
@@ -58,11 +58,11 @@ def configured_runtime(role: str) -> tuple[str, str]:
 
 
 def int8_agrees(role: str) -> bool:
-    """The role's model ships smoothing scales, so its int8 copy keeps fp32's answers (retriever.smoothing)."""
+    """The role's int8 copy keeps fp32's answers: smoothing scales or int8 training (retriever.int8)."""
     if role != "reader":
         return False
     try:
-        return has_scales(resolve_model_path(model_for(role)))
+        return int8_keeps_answers(resolve_model_path(model_for(role)))
     except ModelNotFound:  # the reader's own loading says what is missing
         return False
 

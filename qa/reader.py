@@ -20,7 +20,7 @@ from qa.answer_shape import CLAUSE_END, SENTENCE_END, whole_span
 from qa.verifier import Verifier, span_features
 from retriever.cpu import native_bf16, resolve
 from retriever.local_models import quiet_transformers
-from retriever.smoothing import has_scales
+from retriever.int8 import int8_keeps_answers
 from retriever.text import lower_ascii, uncased_vocabulary
 from retriever.tokens import Tokenizer, Windows
 
@@ -232,7 +232,7 @@ class Reader:
         cache_root = cache_root or Path(tempfile.gettempdir()) / "qa-zh"
         shipped = Path(model_path)  # settings and heads are read here: a completed copy may be older than them
         model_path = complete_folder(shipped, cache_root)  # frozen parts shipped by a package put back
-        runtime = resolve("reader", runtime, int8_agrees=has_scales(model_path))
+        runtime = resolve("reader", runtime, int8_agrees=int8_keeps_answers(model_path))
         tokenizer = Tokenizer.from_folder(model_path)  # the file transformers would load, without transformers
         config = shipped / "qa_reader.json"  # decoding settings tuned with the weights
         if config.exists():

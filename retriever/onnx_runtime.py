@@ -5,7 +5,8 @@ is exported with torch.onnx (fp32, the only step that needs torch), dynamically 
 precision is asked for, and cached under QA_HOME/onnx/<kind>-<hash of the weights>/ (or QA_ONNX_CACHE/...). Later
 processes load the cached file with onnxruntime alone. fp32 gives torch fp32's answers. Plain dynamic int8 moves
 span boundaries (about 1 answer in 10); a model shipped with smoothing scales (retriever.smoothing) is smoothed
-first and its weights quantised per output channel, which keeps the answers (BENCHMARKS.md).
+first and its weights quantised per output channel, and one trained through int8 is quantised as its training
+simulated it (retriever.int8).
 """
 
 from __future__ import annotations
@@ -72,11 +73,13 @@ def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "f
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
+    from retriever.int8 import int8_trained, quantise_options, trained_state
     from retriever.smoothing import load_scales
 
-    scales = load_scales(Path(model_dir)) if precision == "int8" else None
+    own = precision == "int8" and kind == "reader" and int8_trained(Path(model_dir))
+    scales = load_scales(Path(model_dir)) if precision == "int8" and not own else None
     fp32 = folder / FILES["fp32"]
-    if not fp32.exists() and scales is None:  # a smoothed int8 copy is quantised from its own smoothed export
+    if not fp32.exists() and scales is None and not own:  # those int8 copies are quantised from their own export
         _export_fp32(Path(model_dir), kind, fp32)
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -86,12 +89,15 @@ def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "f
             if scales is not None:  # the same function with the outlier channels moved into the weights
                 source = Path(tmp) / "smoothed.onnx"
                 _export_fp32(Path(model_dir), kind, source, scales)
+            elif own:  # the weights trained for int8 (retriever.int8)
+                source = Path(tmp) / "trained.onnx"
+                _export_fp32(Path(model_dir), kind, source, state=trained_state(Path(model_dir)))
             partial = Path(tmp) / FILES["int8"]
             root = logging.getLogger()  # the quantiser's advice goes to the root logger: drop only its records
             root.addFilter(quiet_quantiser)
             try:
                 quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8,
-                                 op_types_to_quantize=["MatMul"], per_channel=scales is not None)
+                                 op_types_to_quantize=["MatMul"], **quantise_options(Path(model_dir)))
             finally:
                 root.removeFilter(quiet_quantiser)
             os.replace(partial, target)  # atomic: a crash never leaves half a model in the cache
@@ -106,7 +112,9 @@ def quiet_quantiser(record: logging.LogRecord) -> bool:
     return not (quantiser and record.levelno < logging.ERROR)
 
 
-def _export_fp32(model_dir: Path, kind: str, target: Path, scales: dict | None = None) -> None:
+def _export_fp32(model_dir: Path, kind: str, target: Path, scales: dict | None = None,
+                 state: dict | None = None) -> None:
+    """model_dir's model as ONNX fp32 (smoothed by scales, or with some weights replaced by state, if given)."""
     import torch
     from transformers import AutoModel, AutoModelForQuestionAnswering
 
@@ -137,6 +145,10 @@ def _export_fp32(model_dir: Path, kind: str, target: Path, scales: dict | None =
         warnings.simplefilter("ignore")  # the tracer's notes on shape checks that hold for every input here
         partial = Path(tmp) / target.name
         wrapper = {"reader": Reader, "encoder": Encoder}[kind]()
+        if state is not None:
+            unknown = wrapper.m.load_state_dict(state, strict=False).unexpected_keys
+            if unknown:
+                raise ValueError(f"{model_dir}: int8 weights for parameters the model lacks: {unknown[:3]}")
         if scales is not None:
             from retriever.smoothing import apply_smoothing
 
