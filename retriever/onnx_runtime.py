@@ -77,7 +77,7 @@ def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "f
     from retriever.smoothing import load_scales
 
     own = precision == "int8" and kind == "reader" and int8_trained(Path(model_dir))
-    scales = load_scales(Path(model_dir)) if precision == "int8" and not own else None
+    scales = load_scales(Path(model_dir)) if precision == "int8" else None
     fp32 = folder / FILES["fp32"]
     if not fp32.exists() and scales is None and not own:  # those int8 copies are quantised from their own export
         _export_fp32(Path(model_dir), kind, fp32)
@@ -86,12 +86,9 @@ def onnx_model(model_dir: Path, kind: str, cache_root: Path, precision: str = "f
 
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             source = fp32
-            if scales is not None:  # the same function with the outlier channels moved into the weights
-                source = Path(tmp) / "smoothed.onnx"
-                _export_fp32(Path(model_dir), kind, source, scales)
-            elif own:  # the weights trained for int8 (retriever.int8)
-                source = Path(tmp) / "trained.onnx"
-                _export_fp32(Path(model_dir), kind, source, state=trained_state(Path(model_dir)))
+            if scales is not None or own:  # outlier channels moved into the weights; the weights trained for int8
+                source = Path(tmp) / "int8-source.onnx"
+                _export_fp32(Path(model_dir), kind, source, scales, trained_state(Path(model_dir)) if own else None)
             partial = Path(tmp) / FILES["int8"]
             root = logging.getLogger()  # the quantiser's advice goes to the root logger: drop only its records
             root.addFilter(quiet_quantiser)
@@ -114,7 +111,7 @@ def quiet_quantiser(record: logging.LogRecord) -> bool:
 
 def _export_fp32(model_dir: Path, kind: str, target: Path, scales: dict | None = None,
                  state: dict | None = None) -> None:
-    """model_dir's model as ONNX fp32 (smoothed by scales, or with some weights replaced by state, if given)."""
+    """model_dir's model as ONNX fp32 (smoothed by scales, then some weights replaced by state, if given)."""
     import torch
     from transformers import AutoModel, AutoModelForQuestionAnswering
 
@@ -145,14 +142,14 @@ def _export_fp32(model_dir: Path, kind: str, target: Path, scales: dict | None =
         warnings.simplefilter("ignore")  # the tracer's notes on shape checks that hold for every input here
         partial = Path(tmp) / target.name
         wrapper = {"reader": Reader, "encoder": Encoder}[kind]()
-        if state is not None:
-            unknown = wrapper.m.load_state_dict(state, strict=False).unexpected_keys
-            if unknown:
-                raise ValueError(f"{model_dir}: int8 weights for parameters the model lacks: {unknown[:3]}")
         if scales is not None:
             from retriever.smoothing import apply_smoothing
 
             apply_smoothing(wrapper.m, scales)
+        if state is not None:  # after smoothing: weights trained smoothed are named and scaled as smoothed ones
+            unknown = wrapper.m.load_state_dict(state, strict=False).unexpected_keys
+            if unknown:
+                raise ValueError(f"{model_dir}: int8 weights for parameters the model lacks: {unknown[:3]}")
         _export(wrapper, partial, OUTPUTS[kind])
         half_word_embeddings(partial)
         os.replace(partial, target)

@@ -83,8 +83,9 @@ def test_a_reader_with_int8_weights_is_quantised_as_it_was_trained(tmp_path):
     assert quantise_options(tmp_path) == {"per_channel": True, "extra_options": {"MatMulConstBOnly": True}}
 
 
-def test_the_int8_export_computes_what_training_simulated(tmp_path):
-    """A small random reader whose weights moved off the shipped ones through the rounding: ONNX Runtime's int8 copy built from its int8
+@pytest.mark.parametrize("smoothed", [False, True])
+def test_the_int8_export_computes_what_training_simulated(tmp_path, smoothed):
+    """A small random reader (smoothed first, or not) whose weights moved off the shipped ones through the rounding: ONNX Runtime's int8 copy built from its int8
     weights gives the fake-quantised student's logits; the fp32 export stays the shipped model's."""
     from transformers import BertConfig, BertForQuestionAnswering
 
@@ -100,6 +101,14 @@ def test_the_int8_export_computes_what_training_simulated(tmp_path):
     student = BertForQuestionAnswering.from_pretrained(str(shipped))
     for p in student.bert.embeddings.parameters():
         p.requires_grad_(False)
+    scales_file = None
+    if smoothed:
+        from retriever.smoothing import apply_smoothing, load_scales, save_scales
+
+        linears = {name: m for name, m in student.named_modules() if isinstance(m, torch.nn.Linear)}
+        save_scales({name: torch.rand(m.in_features) * 3 + 0.2 for name, m in linears.items()}, tmp_path, {})
+        scales_file = tmp_path / "int8_scales.safetensors"
+        apply_smoothing(student, load_scales(tmp_path))
     fake_quantise(student)
     ids = torch.randint(5, 120, (3, 20))
     with torch.no_grad():  # weights moved off the shipped ones, as training moves them
@@ -107,7 +116,7 @@ def test_the_int8_export_computes_what_training_simulated(tmp_path):
             if p.requires_grad:
                 p.add_(0.02 * torch.randn_like(p))
     _Context.mask = None
-    write_student(student, shipped, tmp_path / "student")
+    write_student(student, shipped, tmp_path / "student", scales_file)
     assert int8_trained(tmp_path / "student") and not int8_trained(shipped)
     assert (tmp_path / "student" / INT8_FILE).stat().st_size < 0.5 * (shipped / "model.safetensors").stat().st_size
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from retriever.int8 import INT8_FILE
+from retriever.smoothing import SCALES_FILE, apply_smoothing, load_scales
 
 
 class _Context:
@@ -131,6 +132,9 @@ def main(argv=None):
     parser.add_argument("--save-every", type=int, default=20)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--limit-steps", type=int, default=0, help="stop after this many steps this run (timing)")
+    parser.add_argument("--smooth", action="store_true",
+                        help="smooth the student first (retriever.smoothing, scales from 48 train questions) and "
+                             "ship the scales with it")
     parser.add_argument("--write", type=Path, help="write the student of OUT/last.pt to this folder, then stop")
     args = parser.parse_args(argv)
 
@@ -162,6 +166,19 @@ def main(argv=None):
         p.requires_grad_(False)
     for p in student.bert.embeddings.parameters():  # the frozen table and the rest of the embedding block
         p.requires_grad_(False)
+    examples = load_all(args.data)["train"]
+    scales_file = args.out / SCALES_FILE
+    if args.smooth:  # the outlier channels moved into the weights first: int8 starts closer to fp32
+        if not scales_file.exists():
+            from qa.training.int8_scales import ALPHA, QUESTIONS, calibration_batches
+            from retriever.smoothing import input_maxima, save_scales, smoothing_scales
+
+            calibration = list(examples)
+            random.Random(7).shuffle(calibration)
+            batches = calibration_batches(reader.tokenizer, calibration[:QUESTIONS], reader.max_length, reader.stride)
+            save_scales(smoothing_scales(teacher, input_maxima(teacher, batches), ALPHA), args.out,
+                        {"alpha": str(ALPHA), "calibration": f"{QUESTIONS} train-split questions (seed 7)"})
+        apply_smoothing(student, load_scales(args.out))
     n = fake_quantise(student)
     trainable = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
@@ -182,10 +199,9 @@ def main(argv=None):
         log(f"start: {n} Linear layers through int8, lr {args.lr}, batch {args.batch}, {args.steps} steps")
 
     if args.write:
-        write_student(student, args.reader, args.write)
+        write_student(student, args.reader, args.write, scales_file if args.smooth else None)
         log(f"step {step} written to {args.write}")
         return
-    examples = load_all(args.data)["train"]
     stream = window_stream(reader.tokenizer, examples, reader.max_length, reader.stride, args.seed)
     for _ in range(consumed):
         next(stream)
@@ -221,11 +237,11 @@ def main(argv=None):
             tmp.replace(last)
     _Context.mask = None
     if step >= args.steps:
-        write_student(student, args.reader, args.out / "student")
+        write_student(student, args.reader, args.out / "student", scales_file if args.smooth else None)
         log(f"done: {args.out / 'student'}")
 
 
-def write_student(student, shipped: Path, out: Path) -> None:
+def write_student(student, shipped: Path, out: Path, scales: Path | None = None) -> None:
     """A copy of the shipped reader folder with the student's int8 weights beside its own (INT8_FILE): each
     Linear's int8 values and per-channel scales, exactly what the int8 export will compute with, and the other
     weights the student changed (biases, layer norms) in fp32. The fp32 / bf16 runtimes never read them."""
@@ -248,6 +264,8 @@ def write_student(student, shipped: Path, out: Path) -> None:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(shipped, tmp)
+    if scales is not None:  # the smoothing the int8 weights were trained with
+        shutil.copyfile(scales, tmp / SCALES_FILE)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / INT8_FILE),
               metadata={"trained": "qa.training.qat: distilled from this folder's fp32 reader through int8 rounding"})
     shutil.rmtree(out, ignore_errors=True)
