@@ -96,7 +96,10 @@ def collate(windows, torch):
     return out
 
 
-def distillation_loss(student_out, teacher_out, mask, hidden_weight: float):
+def distillation_loss(student_out, teacher_out, mask, weights: dict, verifier=None):
+    """KL of the start and end distributions, squared logit differences, the last hidden states' relative squared
+    difference and, with the reader's verifier (its weights as a (width, 3) tensor: [CLS], start and end parts),
+    the squared difference of what it reads off each token, in log-odds: what decides answers and refusals."""
     import torch
 
     m = mask.float()
@@ -106,10 +109,14 @@ def distillation_loss(student_out, teacher_out, mask, hidden_weight: float):
         t = t.masked_fill(~mask, -1e4)
         kl = torch.nn.functional.kl_div(s.log_softmax(-1), t.log_softmax(-1), log_target=True, reduction="batchmean")
         mse = (((s - t) ** 2) * m).sum() / m.sum()
-        loss = loss + kl + 0.1 * mse
+        loss = loss + kl + weights["logits"] * mse
     hs, ht = student_out.hidden_states[-1], teacher_out.hidden_states[-1]
     hidden = ((((hs - ht) ** 2).mean(-1)) * m).sum() / m.sum() / ht.pow(2).mean().clamp(min=1e-6)
-    return loss + hidden_weight * hidden
+    loss = loss + weights["hidden"] * hidden
+    if verifier is not None and weights["verifier"]:
+        read = (((hs - ht) @ verifier) ** 2).sum(-1)
+        loss = loss + weights["verifier"] * (read * m).sum() / m.sum()
+    return loss
 
 
 def top_agreement(student_out, teacher_out, mask) -> float:
@@ -129,6 +136,9 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--hidden-weight", type=float, default=1.0)
+    parser.add_argument("--logit-weight", type=float, default=0.1)
+    parser.add_argument("--verifier-weight", type=float, default=0.0,
+                        help="weight of the verifier's readings (log-odds) in the loss")
     parser.add_argument("--save-every", type=int, default=20)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--limit-steps", type=int, default=0, help="stop after this many steps this run (timing)")
@@ -202,6 +212,11 @@ def main(argv=None):
         write_student(student, args.reader, args.write, scales_file if args.smooth else None)
         log(f"step {step} written to {args.write}")
         return
+    weights = {"logits": args.logit_weight, "hidden": args.hidden_weight, "verifier": args.verifier_weight}
+    verifier = None
+    if reader.verifier is not None:
+        width = student.config.hidden_size
+        verifier = torch.from_numpy(reader.verifier.weight[: 3 * width].reshape(3, width).T.copy())
     stream = window_stream(reader.tokenizer, examples, reader.max_length, reader.stride, args.seed)
     for _ in range(consumed):
         next(stream)
@@ -217,7 +232,7 @@ def main(argv=None):
                             hidden_states=(t_out.hidden_states[-1].clone(),))
         _Context.mask = mask
         s_out = student(**batch, output_hidden_states=True)
-        loss = distillation_loss(s_out, t_out, mask, args.hidden_weight)
+        loss = distillation_loss(s_out, t_out, mask, weights, verifier)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
