@@ -220,7 +220,7 @@ def main(argv=None):
     stream = window_stream(reader.tokenizer, examples, reader.max_length, reader.stride, args.seed)
     for _ in range(consumed):
         next(stream)
-    student.train()
+    student.eval()  # no dropout: the student must match the teacher as it will run, not a noisy copy of it
     t0, ran, agree = time.time(), 0, []
     while step < args.steps and not (args.limit_steps and ran >= args.limit_steps):
         batch = collate([next(stream) for _ in range(args.batch)], torch)
