@@ -24,6 +24,20 @@ def add_training_options(parser: argparse.ArgumentParser, *, ship_to: str, synth
     parser.add_argument("--synthetic-seed", type=int, default=synthetic_seed)
 
 
+def open_log(out: Path):
+    """log(msg): msg printed with the time and appended to OUT/train.log (OUT made if need be)."""
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = (out / "train.log").open("a", encoding="utf-8")
+
+    def log(msg: str):
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    return log
+
+
 def begin(parser: argparse.ArgumentParser, argv, ship, **defaults):
     """The shared options added (defaults: add_training_options' keywords) and parsed, then (args, log,
     examples) to train with, or None once `--ship CHECKPOINT` has been done. Training starts with seeded torch,
@@ -43,14 +57,7 @@ def begin(parser: argparse.ArgumentParser, argv, ship, **defaults):
 
     quiet_transformers()
     torch.manual_seed(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    log_file = (args.out / "train.log").open("a", encoding="utf-8")
-
-    def log(msg: str):
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        log_file.write(line + "\n")
-        log_file.flush()
+    log = open_log(args.out)
 
     examples = load_all(args.data)["train"]
     if args.synthetic:

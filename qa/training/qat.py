@@ -155,18 +155,12 @@ def main(argv=None):
     from qa.reader_folder import complete_folder
     from qa.settings import Settings
     from qa.training.data import load_all
+    from qa.training.loop import open_log
     from retriever.local_models import quiet_transformers
 
     quiet_transformers()
     torch.manual_seed(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    log_file = (args.out / "train.log").open("a", encoding="utf-8")
-
-    def log(msg: str):
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        log_file.write(line + "\n")
-        log_file.flush()
+    log = open_log(args.out)
 
     folder = complete_folder(args.reader, Settings().home)
     reader = Reader.load(args.reader, "torch")  # its tokenizer and window settings
