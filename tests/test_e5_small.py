@@ -111,3 +111,7 @@ def test_reader_shipped_without_frozen_embeddings_is_completed_from_the_wheel(fo
     got = Reader.load(shipped, cache_root=tmp_path / "cache").read(question, [passage], n_best=3)
     assert [(s.start, s.end) for s in got] == [(s.start, s.end) for s in expected]
     assert np.allclose([s.margin for s in got], [s.margin for s in expected], atol=1e-4)
+    # a file added beside unchanged weights (int8 weights, scales) gets a new copy that holds it, not the old copy
+    (shipped / "int8_weights.safetensors").write_bytes(b"new")
+    again = complete_folder(shipped, tmp_path / "cache")
+    assert again != restored and (again / "int8_weights.safetensors").read_bytes() == b"new"
