@@ -29,6 +29,9 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 EXPORT_VERSION = "4: eager attention; fp16 word embeddings when exact"
 
 
+WHOLE = 32 << 20  # files up to this size are hashed whole
+
+
 def _weights_hash(model_dir: Path) -> str:
     digest = hashlib.sha256(EXPORT_VERSION.encode())
     for path in sorted(model_dir.glob("*")):
@@ -36,7 +39,15 @@ def _weights_hash(model_dir: Path) -> str:
             digest.update(path.name.encode())
             digest.update(str(path.stat().st_size).encode())
             with open(path, "rb") as f:
-                digest.update(f.read(1 << 20))  # head of each file: enough to tell weights apart, fast
+                # a big weights file by its head and tail (fast, enough to tell checkpoints apart); a small one
+                # whole (int8 weights or heads beside unchanged main weights can differ anywhere)
+                size = path.stat().st_size
+                if size <= WHOLE:
+                    digest.update(f.read())
+                else:
+                    digest.update(f.read(1 << 20))
+                    f.seek(size - (1 << 20))
+                    digest.update(f.read())
     return digest.hexdigest()[:16]
 
 

@@ -186,3 +186,19 @@ def test_a_vocabulary_table_is_stored_in_fp16_only_when_that_is_exact(tmp_path, 
     assert half_word_embeddings(path) is exact
     assert np.array_equal(ort.InferenceSession(str(path)).run(None, {"ids": ids})[0], before)
     assert (path.stat().st_size < 0.6 * size) is exact
+
+
+def test_the_cache_folder_tells_apart_side_files_that_differ_past_their_head(tmp_path):
+    """int8 weights of two students can share their size and first megabyte: the export must not be shared."""
+    from retriever.onnx_runtime import _weights_hash
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, last in ((first, 1), (second, 2)):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"w" * (3 << 20))
+        (folder / "int8_weights.safetensors").write_bytes(b"q" * (2 << 20) + bytes([last]))
+    assert _weights_hash(first) != _weights_hash(second)
+    (second / "int8_weights.safetensors").write_bytes(b"q" * (2 << 20) + bytes([1]))
+    assert _weights_hash(first) == _weights_hash(second)  # same bytes: one export, wherever the folder is
+    (second / "model.safetensors").write_bytes(b"w" * ((3 << 20) - 1) + b"x")  # a big file's tail counts too
+    assert _weights_hash(first) != _weights_hash(second)
