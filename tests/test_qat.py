@@ -2,8 +2,6 @@
 DynamicQuantizeLinear, the same per-channel int8 weights as quantize_dynamic, and a trained reader is quantised the
 way it was trained."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -13,7 +11,6 @@ from retriever.int8 import INT8_FILE, int8_keeps_answers, quantise_options
 
 
 def test_inputs_round_as_dynamic_quantize_linear():
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
