@@ -37,7 +37,8 @@ def complete_folder(folder: Path, cache_root: Path) -> Path:
         raise ValueError(f"{folder}: frozen embeddings of {base!r} cannot be restored (known: {e5_small.NAME})")
     weights = folder / "model.safetensors"
     # every file of the folder: the copy holds them all (int8 weights or scales beside unchanged main weights too)
-    files = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(folder.iterdir()) if f.is_file()]
+    files = [f"{f.name}:{st.st_size}:{st.st_mtime_ns}" for f in sorted(folder.iterdir()) if f.is_file()
+             for st in [f.stat()]]
     key = hashlib.sha1(f"{weights.resolve()}:{files}:{ASSEMBLY}".encode()).hexdigest()[:16]
     out = Path(cache_root) / "readers" / f"{folder.name}-{key}"
     if (out / "model.safetensors").exists():

@@ -36,12 +36,12 @@ def _weights_hash(model_dir: Path) -> str:
     digest = hashlib.sha256(EXPORT_VERSION.encode())
     for path in sorted(model_dir.glob("*")):
         if path.suffix in (".safetensors", ".bin", ".json", ".txt") and path.is_file():
+            size = path.stat().st_size
             digest.update(path.name.encode())
-            digest.update(str(path.stat().st_size).encode())
+            digest.update(str(size).encode())
             with open(path, "rb") as f:
                 # a big weights file by its head and tail (fast, enough to tell checkpoints apart); a small one
                 # whole (int8 weights or heads beside unchanged main weights can differ anywhere)
-                size = path.stat().st_size
                 if size <= WHOLE:
                     digest.update(f.read())
                 else:

@@ -15,6 +15,7 @@ only the int8 export reads them. Reader v6 reached 123 of 131 dev answers as fp3
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import shutil
 import time
@@ -28,12 +29,19 @@ class _Context:
     mask = None  # (windows, tokens) bool of the batch being run: activation ranges are taken per window
 
 
-def fake_int8_weight(w):
-    """ONNX Runtime's symmetric int8 per output channel: scale = max|w| / 127, values in [-127, 127]."""
+def int8_round(w):
+    """(int8 values as floats, per-row scale) of ONNX Runtime's symmetric int8 per output channel: scale =
+    max|w| / 127, values in [-127, 127]."""
     import torch
 
     scale = (w.detach().abs().amax(1, keepdim=True) / 127).clamp(min=1e-12)
-    return w + (torch.clamp(torch.round(w / scale), -127, 127) * scale - w).detach()
+    return torch.clamp(torch.round(w.detach() / scale), -127, 127), scale
+
+
+def fake_int8_weight(w):
+    """w as its int8 copy computes with it, the rounding passed straight through for the gradient."""
+    q, scale = int8_round(w)
+    return w + (q * scale - w).detach()
 
 
 def fake_uint8_input(x, mask):
@@ -98,6 +106,10 @@ def collate(windows, torch):
     return out
 
 
+def logit_pairs(student_out, teacher_out):
+    return ((student_out.start_logits, teacher_out.start_logits), (student_out.end_logits, teacher_out.end_logits))
+
+
 def distillation_loss(student_out, teacher_out, mask, weights: dict, verifier=None):
     """KL of the start and end distributions, squared logit differences, the last hidden states' relative squared
     difference and, with the reader's verifier (its weights as a (width, 3) tensor: [CLS], start and end parts),
@@ -106,7 +118,7 @@ def distillation_loss(student_out, teacher_out, mask, weights: dict, verifier=No
 
     m = mask.float()
     loss = 0.0
-    for s, t in ((student_out.start_logits, teacher_out.start_logits), (student_out.end_logits, teacher_out.end_logits)):
+    for s, t in logit_pairs(student_out, teacher_out):
         s = s.masked_fill(~mask, -1e4)
         t = t.masked_fill(~mask, -1e4)
         kl = torch.nn.functional.kl_div(s.log_softmax(-1), t.log_softmax(-1), log_target=True, reduction="batchmean")
@@ -124,7 +136,7 @@ def distillation_loss(student_out, teacher_out, mask, weights: dict, verifier=No
 def top_agreement(student_out, teacher_out, mask) -> float:
     """Share of windows whose best start and best end token are the teacher's (a cheap proxy for same answers)."""
     same = 0
-    for s, t in ((student_out.start_logits, teacher_out.start_logits), (student_out.end_logits, teacher_out.end_logits)):
+    for s, t in logit_pairs(student_out, teacher_out):
         same = same + (s.masked_fill(~mask, -1e4).argmax(-1) == t.masked_fill(~mask, -1e4).argmax(-1)).float()
     return float((same == 2).float().mean())
 
@@ -164,22 +176,22 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     log = open_log(args.out)
 
-    folder = complete_folder(args.reader, Settings().home)
-    reader = Reader.load(args.reader, "torch")  # its tokenizer and window settings
-    teacher = AutoModelForQuestionAnswering.from_pretrained(str(folder), dtype=torch.float32).eval()
-    student = AutoModelForQuestionAnswering.from_pretrained(str(folder), dtype=torch.float32)
+    reader = Reader.load(args.reader, "torch", Settings().home)  # fp32: the teacher, its tokenizer and windows
+    teacher = reader.model
+    student = AutoModelForQuestionAnswering.from_pretrained(str(complete_folder(args.reader, Settings().home)),
+                                                            dtype=torch.float32)  # the copy just assembled
     for p in teacher.parameters():
         p.requires_grad_(False)
     for p in student.bert.embeddings.parameters():  # the frozen table and the rest of the embedding block
         p.requires_grad_(False)
-    examples = load_all(args.data)["train"]
+    examples = functools.cache(lambda: load_all(args.data)["train"])  # read only to train or calibrate
     scales_file = args.out / SCALES_FILE
     if args.smooth:  # the outlier channels moved into the weights first: int8 starts closer to fp32
         if not scales_file.exists():
             from qa.training.int8_scales import ALPHA, QUESTIONS, calibration_batches
             from retriever.smoothing import input_maxima, save_scales, smoothing_scales
 
-            calibration = list(examples)
+            calibration = list(examples())
             random.Random(7).shuffle(calibration)
             batches = calibration_batches(reader.tokenizer, calibration[:QUESTIONS], reader.max_length, reader.stride)
             save_scales(smoothing_scales(teacher, input_maxima(teacher, batches), ALPHA), args.out,
@@ -213,7 +225,7 @@ def main(argv=None):
     if reader.verifier is not None:
         width = student.config.hidden_size
         verifier = torch.from_numpy(reader.verifier.weight[: 3 * width].reshape(3, width).T.copy())
-    stream = window_stream(reader.tokenizer, examples, reader.max_length, reader.stride, args.seed)
+    stream = window_stream(reader.tokenizer, examples(), reader.max_length, reader.stride, args.seed)
     for _ in range(consumed):
         next(stream)
     student.eval()  # no dropout: the student must match the teacher as it will run, not a noisy copy of it
@@ -259,17 +271,14 @@ def write_student(student, shipped: Path, out: Path, scales: Path | None = None)
     import torch
     from safetensors.torch import save_file
 
-    linear_weights = {f"{name}.weight" for name, m in student.named_modules() if hasattr(m, "weight")
-                      and type(m).__name__ == "FakeInt8Linear"}
     tensors = {}
     for name, p in student.named_parameters():
         if not p.requires_grad:
             continue  # frozen: the same as the shipped weights
         w = p.detach().float()
-        if name in linear_weights:
-            scale = (w.abs().amax(1) / 127).clamp(min=1e-12)
-            tensors[f"{name}.int8"] = torch.clamp(torch.round(w / scale[:, None]), -127, 127).to(torch.int8)
-            tensors[f"{name}.scale"] = scale
+        if w.dim() == 2:  # the trainable matrices are the Linear weights (the embedding tables are frozen)
+            q, scale = int8_round(w)
+            tensors[f"{name}.int8"], tensors[f"{name}.scale"] = q.to(torch.int8), scale[:, 0]
         else:
             tensors[name] = w
     tmp = out.with_name(out.name + ".tmp")
