@@ -56,5 +56,6 @@ if [ "${VERIFIER:-0}" != 0 ]; then SHIP_FLAGS+=(--verifier "$VERIFIER"); fi
 python -m qa.training.ship "$OUT/${CHECKPOINT:-best}" --out "$SHIP_TO" --data "$DATA" "${SHIP_FLAGS[@]}"
 # stop reading passages once the answer is clearly ahead: the cutoff, chosen on valid slices, goes in qa_reader.json
 python -m qa.training.early_stop "$SHIP_TO" --data "$DATA" --write
-QA_READER_MODEL="$SHIP_TO" python -m qa.training.reader_eval --data "$DATA" --split report
-QA_READER_MODEL="$SHIP_TO" qa eval --split report
+# figures of the reader itself: fp32 (under `auto` a VNNI CPU would read the int8 copy ship's scales allow, unmeasured)
+QA_READER_MODEL="$SHIP_TO" python -m qa.training.reader_eval --data "$DATA" --split report --runtime torch
+QA_READER_MODEL="$SHIP_TO" QA_READER_RUNTIME=torch qa eval --split report
