@@ -111,3 +111,30 @@ def test_an_int8_window_reads_the_same_whatever_is_batched_with_it(tmp_path):
     together = {(s.start, s.end): s.margin for s in reader.read(question, [short, *others], 20) if s.passage == 0}
     assert alone and all(together[k] == alone[k] for k in alone.keys() & together.keys())
     assert len(alone.keys() & together.keys()) >= 3
+
+
+def test_ship_keeps_int8_scales_only_when_the_int8_copy_agrees(pipeline, tmp_path):
+    """qa.training.ship writes smoothing scales, then keeps them only when the int8 copy answers as fp32 does on the
+    bar's share of the questions checked (`auto` would serve that copy): reader v5's copy clears a 90% bar on dev
+    tune questions and passages, and the same check with a bar no runtime can clear drops the file."""
+    import shutil
+
+    from qa.training.data import Example
+    from qa.training.int8_scales import int8_agreement, keep_if_agrees
+
+    folder = tmp_path / "reader"
+    shutil.copytree(READER, folder)
+    items = [json.loads(line) for line in (ROOT / "tests" / "data" / "dev_questions.jsonl").open(encoding="utf-8")]
+    tune = [item for item in items if item["split"] == "tune"][:12]
+    passage = original(DOC_002)[:400]
+    examples = [Example("t", "t", 0, "中关村论坛在哪里举办？", passage, []),
+                Example("t", "t", 1, "火星表面的平均温度是多少？", passage, [])]
+    own = pipeline.reader
+    same, n = int8_agreement(folder, pipeline, tune, examples, tmp_path / "cache")
+    assert n == len(tune) + len(examples) and same >= 0.9 * n
+    assert pipeline.reader is own  # the pipeline reads with its own reader again
+    lines = []
+    assert keep_if_agrees(folder, pipeline, tune, examples, tmp_path / "cache", bar=0.9, log=lines.append)
+    assert (folder / SCALES_FILE).exists() and "scales kept" in lines[-1]
+    assert not keep_if_agrees(folder, pipeline, tune, examples, tmp_path / "cache", bar=1.01, log=lines.append)
+    assert not (folder / SCALES_FILE).exists() and "no int8 scales ship" in lines[-1]

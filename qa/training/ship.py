@@ -6,7 +6,9 @@ Every setting is chosen on tune slices only, never on a report slice:
 
 - the clause penalty (what crossing a comma costs a span; qa.reader.Reader), with --data: answerable EM + F1;
 - the answer-type slack (qa.answer_shape.shape): end to end on the tune half of tests/data/dev_questions.jsonl;
-- the no-answer threshold: F1 + no-answer accuracy, with at most 5% of the tune half's answerable questions refused.
+- the no-answer threshold: F1 + no-answer accuracy, with at most 5% of the tune half's answerable questions refused;
+- with --data, smoothing scales for an int8 copy, kept only when that copy answers as fp32 does on 98% of the tune
+  half and of --agreement-questions `valid` questions (qa.training.int8_scales): `auto` serves it where they ship.
 
 With --verifier N an answer verifier (qa.verifier) is fitted first, on N train-split questions of --data and fresh
 synthetic news questions (qa.training.verifier); its log-odds then stand in for the margin in every choice above.
@@ -158,8 +160,14 @@ def main(argv=None):
                         help="reading-comprehension folder: choose the clause penalty and the threshold on the valid slices of its sets "
                              "too (several domains)")
     parser.add_argument("--domain-limit", type=int, default=400, help="at most this many valid questions a set")
+    parser.add_argument("--agreement-questions", type=int, default=400,
+                        help="valid questions (besides the tune half) the int8 copy must answer as fp32 does")
     parser.add_argument("--verifier", type=int, default=0, metavar="N",
                         help="fit an answer verifier on N train-split questions of --data first (0: none)")
+    parser.add_argument("--verifier-target", choices=("right", "f1"), default="right",
+                        help="what the verifier learns: right (F1 >= 0.5) or f1 (F1 as a soft label)")
+    parser.add_argument("--verifier-rows", type=Path, default=None,
+                        help="keep the verifier's collected rows in this .npz and reuse them when it exists")
     parser.add_argument("--frozen-embeddings", default=None, metavar="BASE",
                         help="the checkpoint kept BASE's word embeddings frozen (multilingual-e5-small): leave them "
                              "and the tokenizer out of the shipped folder; they are put back from BASE's package")
@@ -190,7 +198,8 @@ def main(argv=None):
         from qa.training import verifier
 
         examples = verifier.questions(args.data, args.verifier, args.verifier // 3, seed=11)
-        pipeline.reader.verifier, figures = verifier.fit(pipeline.reader, examples)
+        pipeline.reader.verifier, figures = verifier.fit(pipeline.reader, examples, rows=args.verifier_rows,
+                                                         target=args.verifier_target)
         pipeline.reader.verifier.save(tmp)
         print(f"verifier: held-out log loss {json.dumps(figures)}")
     tune = load_questions(args.questions, "tune")
@@ -226,10 +235,13 @@ def main(argv=None):
          "max_length": args.max_length, "stride": args.stride,
          "clause_spans": pipeline.reader.clause_spans, "clause_penalty": pipeline.reader.clause_penalty,
          "threshold_domains": ["dev tune (news, end to end)", *domains]}, indent=2, ensure_ascii=False))
-    if args.data:  # smoothing scales for the int8 copy, from train-split windows
-        from qa.training.int8_scales import write_scales
+    if args.data:  # smoothing scales for the int8 copy, from train-split windows, kept only if its answers agree
+        from qa.training.int8_scales import keep_if_agrees, write_scales
+        from qa.training.train import valid_sample
 
         write_scales(tmp, args.data)
+        keep_if_agrees(tmp, pipeline, tune, valid_sample(load_all(args.data), args.agreement_questions),
+                       pipeline.settings.home)
     if args.frozen_embeddings:
         from qa.reader_folder import strip_frozen_embeddings
 

@@ -3,8 +3,10 @@
     python -m qa.training.verifier READER_FOLDER --data ../shared/data/reading-comprehension [--questions 3000]
 
 The reader reads each question's own passage with refusals off; each of its n-best spans becomes a row (the
-[CLS], start and end hidden states and the margin), labelled right when its char-F1 with a gold answer is at least
-0.5 (never, for an unanswerable question), as ship's calibration counts right. A logistic regression with an L2
+[CLS], start and end hidden states and the margin) with its char-F1 against the gold answers (0 for an unanswerable
+question). The target is either "right" (F1 at least 0.5, as ship's calibration counts right) or, with
+--target f1, the F1 itself as a soft label, so among nested spans that all overlap the answer the one nearest it
+scores highest. A logistic regression with an L2
 penalty, chosen on a held-out tenth of the questions (by article), gives the head. Only the `train` slices and
 fresh synthetic news questions (with their unanswerable twins) are read; `valid` and `report` stay untouched, so
 ship can choose the threshold and report figures after it.
@@ -26,8 +28,11 @@ PENALTIES = (1.0, 10.0, 100.0, 1000.0, 10000.0)  # L2 strengths tried (on standa
 N_BEST = 5
 
 
+TARGETS = ("right", "f1")
+
+
 def collect(reader, examples, n_best: int = N_BEST) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of verifier features, their labels (the span is right) and the index of the question they came from."""
+    """Rows of verifier features, their char-F1 with the gold answers and the index of the question they came from."""
     from qa.metrics import char_f1
 
     reader.keep_features, verifier, reader.verifier = True, reader.verifier, None
@@ -37,7 +42,7 @@ def collect(reader, examples, n_best: int = N_BEST) -> tuple[np.ndarray, np.ndar
             golds = [a[0] for a in ex.answers]
             for span in reader.read(ex.question, [ex.context], n_best=n_best):
                 rows.append(span.features)
-                labels.append(bool(golds) and char_f1(span.text, golds) >= 0.5)
+                labels.append(char_f1(span.text, golds) if golds else 0.0)
                 owner.append(i)
     finally:
         reader.keep_features, reader.verifier = False, verifier
@@ -90,10 +95,12 @@ def questions(data: Path, n: int, synthetic: int, seed: int) -> list:
     return chosen
 
 
-def fit(reader, examples, log=print, rows: Path | None = None) -> tuple[Verifier, dict]:
+def fit(reader, examples, log=print, rows: Path | None = None, target: str = "right") -> tuple[Verifier, dict]:
     """The verifier for this reader, with the L2 penalty that gives the lowest log loss on a held-out tenth of the
     questions (split by article: a set's article number with its source). rows: a file keeping the collected rows
-    (read instead of reading the questions again when it exists)."""
+    (read instead of reading the questions again when it exists). target: "right" (F1 >= 0.5) or "f1" (soft)."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
     t0 = time.time()
     if rows is not None and rows.exists():
         held = np.load(rows)
@@ -102,7 +109,8 @@ def fit(reader, examples, log=print, rows: Path | None = None) -> tuple[Verifier
         x, y, owner = collect(reader, examples)
         if rows is not None:
             np.savez(rows, x=x, y=y, owner=owner)
-    log(f"{len(x)} spans from {len(examples)} questions ({y.mean():.1%} right) in {time.time() - t0:.0f} s")
+    y = (y >= 0.5).astype(np.float64) if target == "right" else y
+    log(f"{len(x)} spans from {len(examples)} questions (mean target {y.mean():.3f}, {target}) in {time.time() - t0:.0f} s")
     held = np.array([zlib.crc32(f"{ex.source}:{ex.article}".encode()) % 10 == 0 for ex in examples])[owner]
     baseline = fit_logistic(x[~held][:, -1:], y[~held], 0.0)  # the margin alone: what the verifier must beat
     figures = {"margin only": log_loss(*baseline, x[held][:, -1:], y[held])}
@@ -126,6 +134,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=11, help="the synthetic questions' seed (training used 0-6)")
     parser.add_argument("--runtime", default="auto")
     parser.add_argument("--rows", type=Path, help="keep the collected rows in this .npz (and reuse them)")
+    parser.add_argument("--target", choices=TARGETS, default="right", help="right: F1 >= 0.5; f1: F1 as a soft label")
     args = parser.parse_args(argv)
 
     from qa.reader import Reader
@@ -134,7 +143,7 @@ def main(argv=None):
     reader = Reader.load(args.reader, args.runtime, Settings().home, verifier=None)
     examples = questions(args.data, args.questions, args.synthetic, args.seed)
     random.Random(0).shuffle(examples)
-    verifier, _ = fit(reader, examples, rows=args.rows)
+    verifier, _ = fit(reader, examples, rows=args.rows, target=args.target)
     verifier.save(args.reader)
     print(f"wrote {args.reader / 'verifier.safetensors'}")
 
