@@ -109,3 +109,32 @@ def test_collect_labels_the_readers_own_spans():
     assert reader.verifier is None and not reader.keep_features  # the reader is left as it was
     weight, bias = fit_logistic(x, y, penalty=100.0)
     assert weight.shape == (3 * width + 1,) and np.isfinite(bias)
+
+
+def test_the_f1_target_ranks_the_nearer_of_two_overlapping_spans_first(tmp_path):
+    """Rows kept in a file (as `--rows` keeps them): spans with F1 1.0 carry feature 0, spans with F1 0.6 (a span
+    that holds the answer and more) feature 1. Target "right" (F1 >= 0.5) cannot tell them apart; target "f1" puts
+    the exact span above the longer one, which is what reorders a reader's nested n-best spans."""
+    import pytest
+
+    from qa.training.data import Example
+    from qa.training.verifier import fit
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    kind = rng.integers(0, 3, n)  # 0: exact, 1: overlapping, 2: wrong
+    x = rng.normal(size=(n, 4)) * 0.3
+    x[:, 0] += kind == 0
+    x[:, 1] += kind == 1
+    f1 = np.where(kind == 0, 1.0, np.where(kind == 1, 0.6, 0.0))
+    owner = np.arange(n) // 3
+    examples = [Example(str(i), "set.json", i, "问", "文", [("文", 0)]) for i in range(n // 3)]
+    rows = tmp_path / "rows.npz"
+    np.savez(rows, x=x, y=f1, owner=owner)
+    exact, longer = np.array([1.0, 0, 0, 0], np.float32), np.array([0, 1.0, 0, 0], np.float32)
+    right, _ = fit(None, examples, log=lambda _: None, rows=rows, target="right")
+    soft, _ = fit(None, examples, log=lambda _: None, rows=rows, target="f1")
+    assert abs(right(exact) - right(longer)) < 1.0  # both "right"
+    assert soft(exact) > soft(longer) + 1.0
+    with pytest.raises(ValueError, match="target"):
+        fit(None, examples, rows=rows, target="em")
