@@ -1,9 +1,11 @@
-"""The answer verifier: a span's [CLS], start and end hidden states and its margin -> the log-odds that it is right.
+"""The answer verifier: a span's [CLS], start and end hidden states and its margin -> the log-odds of its F1.
 
 A window's [CLS] span logits are a weak "no answer" signal on their own (a reader refuses half its answerable
 questions before it refuses most unanswerable ones); a logistic head over the last hidden states, fitted after
-training on the model's own spans (qa.training.verifier), separates them better. Its output replaces the margin,
-so thresholds, calibration and the early stop read it as they read a margin.
+training on the model's own spans (qa.training.verifier), separates them better. Fitted on each span's F1 as a
+soft label (reader v6.1; v6's was fitted on "F1 >= 0.5"), it also ranks the nearest of nested spans first and
+compares spans across passages on one scale. Its output replaces the margin, so thresholds, calibration and the
+early stop read it as they read a margin.
 """
 
 from __future__ import annotations

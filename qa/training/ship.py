@@ -164,8 +164,9 @@ def main(argv=None):
                         help="valid questions (besides the tune half) the int8 copy must answer as fp32 does")
     parser.add_argument("--verifier", type=int, default=0, metavar="N",
                         help="fit an answer verifier on N train-split questions of --data first (0: none)")
-    parser.add_argument("--verifier-target", choices=("right", "f1"), default="right",
-                        help="what the verifier learns: right (F1 >= 0.5) or f1 (F1 as a soft label)")
+    parser.add_argument("--verifier-target", choices=("right", "f1"), default="f1",
+                        help="what the verifier learns: f1 (a span's F1 as a soft label, so the nearest of nested "
+                             "spans ranks first; v6.1) or right (F1 >= 0.5; v6)")
     parser.add_argument("--verifier-rows", type=Path, default=None,
                         help="keep the verifier's collected rows in this .npz and reuse them when it exists")
     parser.add_argument("--frozen-embeddings", default=None, metavar="BASE",

@@ -4,9 +4,9 @@
 
 The reader reads each question's own passage with refusals off; each of its n-best spans becomes a row (the
 [CLS], start and end hidden states and the margin) with its char-F1 against the gold answers (0 for an unanswerable
-question). The target is either "right" (F1 at least 0.5, as ship's calibration counts right) or, with
---target f1, the F1 itself as a soft label, so among nested spans that all overlap the answer the one nearest it
-scores highest. A logistic regression with an L2
+question). The target is the F1 itself as a soft label (--target f1, the default since reader v6.1), so among nested
+spans that all overlap the answer the one nearest it scores highest, or "right" (F1 at least 0.5, as ship's
+calibration counts right; reader v6's verifier). A logistic regression with an L2
 penalty, chosen on a held-out tenth of the questions (by article), gives the head. Only the `train` slices and
 fresh synthetic news questions (with their unanswerable twins) are read; `valid` and `report` stay untouched, so
 ship can choose the threshold and report figures after it.
@@ -95,7 +95,7 @@ def questions(data: Path, n: int, synthetic: int, seed: int) -> list:
     return chosen
 
 
-def fit(reader, examples, log=print, rows: Path | None = None, target: str = "right") -> tuple[Verifier, dict]:
+def fit(reader, examples, log=print, rows: Path | None = None, target: str = "f1") -> tuple[Verifier, dict]:
     """The verifier for this reader, with the L2 penalty that gives the lowest log loss on a held-out tenth of the
     questions (split by article: a set's article number with its source). rows: a file keeping the collected rows
     (read instead of reading the questions again when it exists). target: "right" (F1 >= 0.5) or "f1" (soft)."""
@@ -134,7 +134,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=11, help="the synthetic questions' seed (training used 0-6)")
     parser.add_argument("--runtime", default="auto")
     parser.add_argument("--rows", type=Path, help="keep the collected rows in this .npz (and reuse them)")
-    parser.add_argument("--target", choices=TARGETS, default="right", help="right: F1 >= 0.5; f1: F1 as a soft label")
+    parser.add_argument("--target", choices=TARGETS, default="f1", help="f1: F1 as a soft label; right: F1 >= 0.5")
     args = parser.parse_args(argv)
 
     from qa.reader import Reader
