@@ -29,6 +29,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from qa.training.verifier import TARGETS
 from retriever.local_models import replace_folder
 
 
@@ -164,7 +165,7 @@ def main(argv=None):
                         help="valid questions (besides the tune half) the int8 copy must answer as fp32 does")
     parser.add_argument("--verifier", type=int, default=0, metavar="N",
                         help="fit an answer verifier on N train-split questions of --data first (0: none)")
-    parser.add_argument("--verifier-target", choices=("right", "f1"), default="f1",
+    parser.add_argument("--verifier-target", choices=TARGETS, default="f1",
                         help="what the verifier learns: f1 (a span's F1 as a soft label, so the nearest of nested "
                              "spans ranks first; v6.1) or right (F1 >= 0.5; v6)")
     parser.add_argument("--verifier-rows", type=Path, default=None,
@@ -204,11 +205,12 @@ def main(argv=None):
         pipeline.reader.verifier.save(tmp)
         print(f"verifier: held-out log loss {json.dumps(figures)}")
     tune = load_questions(args.questions, "tune")
-    by_source = {}  # the valid slice of each reading-comprehension set, with --data
+    by_source, splits = {}, None  # the valid slice of each reading-comprehension set, with --data
     if args.data:
         from qa.training.data import load_all
 
-        for ex in load_all(args.data)["valid"]:
+        splits = load_all(args.data)
+        for ex in splits["valid"]:
             by_source.setdefault(ex.source, []).append(ex)
         answerable = {name: [ex for ex in group if ex.answerable][: args.domain_limit // 2]
                       for name, group in sorted(by_source.items())}
@@ -241,7 +243,7 @@ def main(argv=None):
         from qa.training.train import valid_sample
 
         write_scales(tmp, args.data)
-        keep_if_agrees(tmp, pipeline, tune, valid_sample(load_all(args.data), args.agreement_questions),
+        keep_if_agrees(tmp, pipeline, tune, valid_sample(splits, args.agreement_questions),
                        pipeline.settings.home)
     if args.frozen_embeddings:
         from qa.reader_folder import strip_frozen_embeddings
