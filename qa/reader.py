@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer_shape import CLAUSE_END, SENTENCE_END, whole_span
-from qa.verifier import Verifier, span_features
+from qa.verifier import EVIDENCE, Verifier, evidence, span_features
 from retriever.cpu import native_bf16, resolve
 from retriever.local_models import quiet_transformers
 from retriever.int8 import int8_keeps_answers
@@ -338,8 +338,12 @@ class Reader:
                 cs, ce = edges
                 margin, features = score - null, None
                 if self.verifier is not None or self.keep_features:
-                    features = span_features(hidden[w], a, b, margin)
-                    margin = margin if self.verifier is None else self.verifier(features)
+                    # rows kept for fitting carry the evidence too, so one reading serves verifiers with and without
+                    reads = self.verifier is not None and self.verifier.reads_evidence
+                    lexical = evidence(question, passages[p], cs, ce) if reads or self.keep_features else None
+                    features = span_features(hidden[w], a, b, margin, lexical)
+                    if self.verifier is not None:
+                        margin = self.verifier(features if reads or lexical is None else features[:-EVIDENCE])
                 span = Span(p, cs, ce, passages[p][cs:ce], score, margin, features if self.keep_features else None)
                 key = (p, cs, ce)
                 if key not in spans or spans[key].margin < span.margin:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.reader import Reader
-from qa.verifier import Verifier, span_features
+from qa.verifier import EVIDENCE, Verifier, evidence, span_features
 from retriever.tokens import Windows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,8 +90,9 @@ def test_a_reader_folder_with_a_verifier_uses_it(tmp_path):
 
 
 def test_collect_labels_the_readers_own_spans():
-    """Real reader, real passages: every n-best span becomes a row of 3 hidden states and the margin with its char-F1
-    against the gold answers, 0 for an unanswerable question; fitting then gives a working head."""
+    """Real reader, real passages: every n-best span becomes a row of 3 hidden states, the margin and its lexical
+    evidence, with its char-F1 against the gold answers, 0 for an unanswerable question; fitting then gives a
+    working head."""
     from qa.training.data import Example
     from qa.training.verifier import collect, fit_logistic
 
@@ -102,13 +103,13 @@ def test_collect_labels_the_readers_own_spans():
     reader = Reader.load(ROOT / "qa" / "weights" / "reader", "torch", verifier=None)
     x, y, owner = collect(reader, examples, n_best=3)
     width = reader.model.config.hidden_size
-    assert x.shape[1] == 3 * width + 1 and len(x) == len(y) == len(owner)
+    assert x.shape[1] == 3 * width + 1 + EVIDENCE and len(x) == len(y) == len(owner)
     assert set(owner) == {0, 1, 2} and y[owner == 2].sum() == 0
     assert y[owner == 0][0] == 1.0 and y[owner == 1][0] >= 0.5  # the reader's best spans hold the answers
     assert ((0 <= y) & (y <= 1)).all() and len(set(y.tolist())) > 2  # F1 itself, not a 0/1 label
     assert reader.verifier is None and not reader.keep_features  # the reader is left as it was
     weight, bias = fit_logistic(x, y, penalty=100.0)
-    assert weight.shape == (3 * width + 1,) and np.isfinite(bias)
+    assert weight.shape == (3 * width + 1 + EVIDENCE,) and np.isfinite(bias)
 
 
 def test_the_f1_target_ranks_the_nearer_of_two_overlapping_spans_first(tmp_path):
@@ -138,3 +139,72 @@ def test_the_f1_target_ranks_the_nearer_of_two_overlapping_spans_first(tmp_path)
     assert soft(exact) > soft(longer) + 1.0
     with pytest.raises(ValueError, match="target"):
         fit(None, examples, rows=rows, target="em")
+
+
+def test_evidence_sees_names_and_figures_far_from_the_span_and_the_asked_type():
+    """The signs of an answer about something else: the question's name only in another sentence far away, its
+    year missing from the span's sentence, a figure asked and a name given; and the asked type met."""
+    question = "2021年李彦宏在论坛上展示了多少款产品？"
+    filler = "与会者参观了展览。" * 15
+    passage = "2021年，李彦宏在论坛上展示了3款产品。" + filler + "2022年，另一家公司展示了5款产品。"
+    near, far = passage.index("3款"), passage.index("5款")
+    e_near, e_far = evidence(question, passage, near, near + 2), evidence(question, passage, far, far + 2)
+    assert e_near.shape == (EVIDENCE,)
+    assert e_near[0] == 1.0 and e_far[0] == 0.0 and e_near[1] == 1.0  # the name within 100 characters, or not
+    assert e_near[2] == 1.0 and e_far[2] == 0.0 and e_near[3] == 1.0  # 2021 in the span's sentence, or not
+    assert e_near[4] == 1.0 and e_near[5] == 1.0  # a figure is asked and "3款" is one
+    name = passage.index("李彦宏")
+    assert evidence(question, passage, name, name + 3)[5] == 0.0  # a name is not a figure
+    assert e_near[6] > e_far[6]  # the question's words stand in the near sentence
+    person = "谁在论坛上展示了产品？"
+    assert evidence(person, passage, name, name + 3)[10:12].tolist() == [1.0, 1.0]  # a person asked, and given
+    assert evidence(person, passage, near, near + 2)[10:12].tolist() == [1.0, 0.0]
+
+
+def test_a_verifier_that_reads_evidence_is_saved_as_one_and_weighs_it(tmp_path):
+    """A verifier fitted with evidence keeps that in its file, and the reader then computes the evidence for every
+    span: with all its weight on "the question's name is near", the span far from the name scores lowest."""
+    folder = tmp_path / "reader"
+    shutil.copytree(ROOT / "qa" / "weights" / "reader", folder)
+    width = 3 * Reader.load(folder, "torch", verifier=None).model.config.hidden_size + 1
+    weight = np.zeros(width + EVIDENCE, np.float32)
+    weight[width] = 5.0  # name_share
+    Verifier(weight, -1.0, reads_evidence=True).save(folder)
+    reader = Reader.load(folder, "torch")
+    assert reader.verifier.reads_evidence
+    passages = ["百度创始人李彦宏在论坛上展示了文心一言。", "另一家公司在论坛上展示了通义千问。"]
+    spans = reader.read("李彦宏展示了哪款大模型产品？", passages, n_best=20)
+    assert {s.passage for s in spans} == {0, 1}  # both passages give spans
+    assert all(s.margin == (4.0 if s.passage == 0 else -1.0) for s in spans)  # 李彦宏 only in passage 0
+
+
+def test_rows_without_evidence_cannot_fit_a_verifier_that_reads_it(tmp_path):
+    import pytest
+
+    from qa.training.data import Example
+    from qa.training.verifier import fit
+
+    rows = tmp_path / "rows.npz"
+    np.savez(rows, x=np.zeros((30, 4)), y=np.zeros(30), owner=np.arange(30) // 3)
+    examples = [Example(str(i), "set.json", i, "问", "文", [("文", 0)]) for i in range(10)]
+    with pytest.raises(ValueError, match="evidence"):
+        fit(None, examples, rows=rows, reads_evidence=True)
+
+
+def test_retrieved_passages_bring_the_look_alikes_retrieval_would():
+    """Each question is read over the BM25 top 3 of its own set's paragraphs (the right chunk and two look-alikes),
+    never another set's; a synthetic unanswerable twin keeps its own passage (its article's answerable copy, with
+    the sentence cut from the twin, is in the haystack)."""
+    from qa.training.data import Example
+    from qa.training.verifier import retrieved_passages
+
+    towns = ["北京", "上海", "广州", "深圳", "杭州"]
+    haystack = [Example(f"h{i}", "set-a.json", i, "问", f"{t}的科技论坛于{2000 + i}年诞生，每年举办一次。", [])
+                for i, t in enumerate(towns)]
+    other = Example("o", "set-b.json", 9, "问", "杭州的科技论坛于1999年诞生，每年举办一次。", [])
+    asked = Example("q", "set-a.json", 2, "广州的科技论坛是哪一年诞生的？", haystack[2].context, [("2002年", 10)])
+    twin = Example("t", "inews-synthetic", 0, "论坛是哪一年诞生的？", "论坛每年举办一次。", [])
+    lists = retrieved_passages([asked, twin], haystack + [other])
+    assert lists[1] is None
+    assert len(lists[0]) == 3 and lists[0][0] == haystack[2].context
+    assert other.context not in lists[0] and all(p in [h.context for h in haystack] for p in lists[0])

@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from qa.training.verifier import TARGETS
+from qa.training.verifier import PASSAGES, TARGETS
 from retriever.local_models import replace_folder
 
 
@@ -168,8 +168,19 @@ def main(argv=None):
     parser.add_argument("--verifier-target", choices=TARGETS, default="f1",
                         help="what the verifier learns: f1 (a span's F1 as a soft label, so the nearest of nested "
                              "spans ranks first; v6.1) or right (F1 >= 0.5; v6)")
+    parser.add_argument("--verifier-passages", choices=PASSAGES, default="own",
+                        help="own: the verifier's questions are read over their own passage; retrieved: over the top "
+                             "3 BM25 chunks of their set (the right one and look-alikes, as the product reads); both: "
+                             "each way, the rows pooled")
+    parser.add_argument("--verifier-evidence", action="store_true",
+                        help="the verifier also reads each span's lexical evidence (qa.verifier.evidence: the "
+                             "question's names and figures near the span, the asked type, overlap)")
     parser.add_argument("--verifier-rows", type=Path, default=None,
                         help="keep the verifier's collected rows in this .npz and reuse them when it exists")
+    parser.add_argument("--clause-penalty", type=float, default=None, metavar="P",
+                        help="keep this clause penalty instead of choosing one (a comparison of verifiers at the "
+                             "same decoding, and half an hour less with --data); -1: never cross a comma")
+    parser.add_argument("--no-int8", action="store_true", help="with --data: skip the int8 smoothing scales")
     parser.add_argument("--frozen-embeddings", default=None, metavar="BASE",
                         help="the checkpoint kept BASE's word embeddings frozen (multilingual-e5-small): leave them "
                              "and the tokenizer out of the shipped folder; they are put back from BASE's package")
@@ -200,8 +211,13 @@ def main(argv=None):
         from qa.training import verifier
 
         examples = verifier.questions(args.data, args.verifier, args.verifier // 3, seed=11)
+        passages = (verifier.haystack_passages(args.data, examples) if args.verifier_passages != "own"
+                    else None)
         pipeline.reader.verifier, figures = verifier.fit(pipeline.reader, examples, rows=args.verifier_rows,
-                                                         target=args.verifier_target)
+                                                         target=args.verifier_target,
+                                                         reads_evidence=args.verifier_evidence,
+                                                         passages=passages,
+                                                         own_too=args.verifier_passages == "both")
         pipeline.reader.verifier.save(tmp)
         print(f"verifier: held-out log loss {json.dumps(figures)}")
     tune = load_questions(args.questions, "tune")
@@ -214,8 +230,12 @@ def main(argv=None):
             by_source.setdefault(ex.source, []).append(ex)
         answerable = {name: [ex for ex in group if ex.answerable][: args.domain_limit // 2]
                       for name, group in sorted(by_source.items())}
-        penalty, _ = choose_clause_penalty(pipeline, tune, answerable)
-        print(f"clause_penalty {penalty} chosen")
+        if args.clause_penalty is None:
+            penalty, _ = choose_clause_penalty(pipeline, tune, answerable)
+            print(f"clause_penalty {penalty} chosen")
+    if args.clause_penalty is not None:
+        pipeline.reader.clause_penalty = None if args.clause_penalty < 0 else args.clause_penalty
+        print(f"clause_penalty {pipeline.reader.clause_penalty} kept")
     choices = []
     for slack in (0.0, 1.0, 2.0, 4.0):
         threshold, figures = choose_threshold(margins(pipeline, tune, slack))
@@ -238,7 +258,7 @@ def main(argv=None):
          "max_length": args.max_length, "stride": args.stride,
          "clause_spans": pipeline.reader.clause_spans, "clause_penalty": pipeline.reader.clause_penalty,
          "threshold_domains": ["dev tune (news, end to end)", *domains]}, indent=2, ensure_ascii=False))
-    if args.data:  # smoothing scales for the int8 copy, from train-split windows, kept only if its answers agree
+    if args.data and not args.no_int8:  # smoothing scales for the int8 copy, from train-split windows, kept only if its answers agree
         from qa.training.int8_scales import keep_if_agrees, write_scales
         from qa.training.train import valid_sample
 

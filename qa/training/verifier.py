@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.verifier import Verifier
+from qa.verifier import EVIDENCE, Verifier
 
 PENALTIES = (1.0, 10.0, 100.0, 1000.0, 10000.0)  # L2 strengths tried (on standardised features)
 N_BEST = 5
@@ -31,8 +31,10 @@ N_BEST = 5
 TARGETS = ("right", "f1")
 
 
-def collect(reader, examples, n_best: int = N_BEST) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of verifier features, their char-F1 with the gold answers and the index of the question they came from."""
+def collect(reader, examples, n_best: int = N_BEST,
+            passages: list[list[str] | None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of verifier features, their char-F1 with the gold answers and the index of the question they came from.
+    passages: per example, the passages to read instead of its own context (retrieved_passages; None: its own)."""
     from qa.metrics import char_f1
 
     reader.keep_features, verifier, reader.verifier = True, reader.verifier, None
@@ -40,13 +42,33 @@ def collect(reader, examples, n_best: int = N_BEST) -> tuple[np.ndarray, np.ndar
     try:
         for i, ex in enumerate(examples):
             golds = [a[0] for a in ex.answers]
-            for span in reader.read(ex.question, [ex.context], n_best=n_best):
+            texts = (passages[i] if passages is not None else None) or [ex.context]
+            for span in reader.read(ex.question, texts, n_best=n_best):
                 rows.append(span.features)
                 labels.append(char_f1(span.text, golds) if golds else 0.0)
                 owner.append(i)
     finally:
         reader.keep_features, reader.verifier = False, verifier
     return np.stack(rows), np.array(labels, dtype=np.float64), np.array(owner)
+
+
+PASSAGES = ("own", "retrieved", "both")  # both: every question read each way, the rows pooled
+
+
+def retrieved_passages(examples, haystack, top_k: int = 3) -> list[list[str] | None]:
+    """Per example, the top_k chunks BM25 ranks for its question among the chunks of its set's paragraphs in the
+    haystack (and of the synthetic examples' own passages): the right passage with the look-alikes retrieval brings
+    beside it, as the product reads them, so the verifier learns to put a look-alike's span below the right one's.
+    None (read its own passage) for a synthetic unanswerable twin, whose article's answerable copy is in the
+    haystack, and where fewer than top_k chunks come back."""
+    from qa.training.early_stop import passage_lists
+    from retriever.text import to_simplified
+
+    synthetic = [ex for ex in examples if ex.source == "inews-synthetic" and ex.answerable]
+    asked = [ex for ex in examples if ex.source != "inews-synthetic" or ex.answerable]
+    found = {id(ex): [to_simplified(p) for p in chunks]
+             for ex, chunks in passage_lists(asked, list(haystack) + synthetic, top_k)}
+    return [found.get(id(ex)) for ex in examples]
 
 
 def newton_logistic(design: np.ndarray, y: np.ndarray, penalty: np.ndarray, iterations: int, tolerance: float,
@@ -95,25 +117,45 @@ def questions(data: Path, n: int, synthetic: int, seed: int) -> list:
     return chosen
 
 
-def fit(reader, examples, log=print, rows: Path | None = None, target: str = "f1") -> tuple[Verifier, dict]:
+def haystack_passages(data: Path, examples) -> list[list[str] | None]:
+    """retrieved_passages over the train split of every set in the data folder."""
+    from qa.training.data import load_all
+
+    return retrieved_passages(examples, load_all(data)["train"])
+
+
+def fit(reader, examples, log=print, rows: Path | None = None, target: str = "f1",
+        reads_evidence: bool = False, passages: list | None = None, own_too: bool = False) -> tuple[Verifier, dict]:
     """The verifier for this reader, with the L2 penalty that gives the lowest log loss on a held-out tenth of the
     questions (split by article: a set's article number with its source). rows: a file keeping the collected rows
-    (read instead of reading the questions again when it exists). target: "right" (F1 >= 0.5) or "f1" (soft)."""
+    (read instead of reading the questions again when it exists). target: "right" (F1 >= 0.5) or "f1" (soft).
+    reads_evidence: the verifier also reads each span's lexical evidence (qa.verifier.evidence). passages: what
+    each question is read over (retrieved_passages), when not its own passage; own_too: over its own passage too."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
     t0 = time.time()
     if rows is not None and rows.exists():
         held = np.load(rows)
         x, y, owner = held["x"], held["y"], held["owner"]
+        has_evidence = bool(held["evidence"]) if "evidence" in held else False
     else:
-        x, y, owner = collect(reader, examples)
+        x, y, owner = collect(reader, examples, passages=passages)
+        if passages is not None and own_too:
+            x, y, owner = (np.concatenate(pair) for pair in zip((x, y, owner), collect(reader, examples)))
+        has_evidence = True  # collect keeps every span's evidence
         if rows is not None:
-            np.savez(rows, x=x, y=y, owner=owner)
+            np.savez(rows, x=x, y=y, owner=owner, evidence=True)
+    if reads_evidence and not has_evidence:
+        raise ValueError(f"{rows}: these rows were collected without the evidence features")
+    if has_evidence and not reads_evidence:
+        x = x[:, :-EVIDENCE]
+    margin = x.shape[1] - 1 - (EVIDENCE if reads_evidence else 0)  # the margin's column
     y = (y >= 0.5).astype(np.float64) if target == "right" else y
     log(f"{len(x)} spans from {len(examples)} questions (mean target {y.mean():.3f}, {target}) in {time.time() - t0:.0f} s")
     held = np.array([zlib.crc32(f"{ex.source}:{ex.article}".encode()) % 10 == 0 for ex in examples])[owner]
-    baseline = fit_logistic(x[~held][:, -1:], y[~held], 0.0)  # the margin alone: what the verifier must beat
-    figures = {"margin only": log_loss(*baseline, x[held][:, -1:], y[held])}
+    col = slice(margin, margin + 1)
+    baseline = fit_logistic(x[~held][:, col], y[~held], 0.0)  # the margin alone: what the verifier must beat
+    figures = {"margin only": log_loss(*baseline, x[held][:, col], y[held])}
     best = None
     for penalty in PENALTIES:
         weight, bias = fit_logistic(x[~held], y[~held], penalty)
@@ -122,7 +164,7 @@ def fit(reader, examples, log=print, rows: Path | None = None, target: str = "f1
             best = (loss, penalty)
     log("held-out log loss: " + ", ".join(f"{k}: {v:.4f}" for k, v in figures.items()) + f"; penalty {best[1]}")
     weight, bias = fit_logistic(x, y, best[1])
-    return Verifier(weight.astype(np.float32), bias), {"penalty": best[1], **{str(k): v for k, v in figures.items()}}
+    return Verifier(weight.astype(np.float32), bias, reads_evidence), {"penalty": best[1], **{str(k): v for k, v in figures.items()}}
 
 
 def main(argv=None):
@@ -135,6 +177,11 @@ def main(argv=None):
     parser.add_argument("--runtime", default="auto")
     parser.add_argument("--rows", type=Path, help="keep the collected rows in this .npz (and reuse them)")
     parser.add_argument("--target", choices=TARGETS, default="f1", help="f1: F1 as a soft label; right: F1 >= 0.5")
+    parser.add_argument("--passages", choices=PASSAGES, default="own",
+                        help="own: each question over its own passage; retrieved: over the top 3 BM25 chunks of its "
+                             "set's train paragraphs (the right one and look-alikes, as the product reads); both")
+    parser.add_argument("--evidence", action="store_true",
+                        help="the verifier also reads each span's lexical evidence (qa.verifier.evidence)")
     args = parser.parse_args(argv)
 
     from qa.reader import Reader
@@ -143,7 +190,9 @@ def main(argv=None):
     reader = Reader.load(args.reader, args.runtime, Settings().home, verifier=None)
     examples = questions(args.data, args.questions, args.synthetic, args.seed)
     random.Random(0).shuffle(examples)
-    verifier, _ = fit(reader, examples, rows=args.rows, target=args.target)
+    passages = haystack_passages(args.data, examples) if args.passages != "own" else None
+    verifier, _ = fit(reader, examples, rows=args.rows, target=args.target, reads_evidence=args.evidence,
+                      passages=passages, own_too=args.passages == "both")
     verifier.save(args.reader)
     print(f"wrote {args.reader / 'verifier.safetensors'}")
 
