@@ -1,0 +1,113 @@
+"""What each refusal check does on held-back slices: the unanswerable questions it refuses, the right answers it costs.
+
+    python -m qa.training.refusal_check qa/weights/reader [--split valid] [--limit 400]
+
+The refusal checks (qa.refusal) were written against the bundled articles' dev questions; a check earns its place
+only if it also refuses more unanswerable questions than it costs right answers on text it was not written against.
+As in qa.training.early_stop, each set's held-back questions are read over the top 3 BM25 chunks of that slice's
+paragraphs, the answer chosen as the product chooses it (shape step, no-answer threshold); then each check is applied
+to that answer on its own, with the paragraphs the chunks come from standing in for the articles (the product reads
+whole articles). Per set and over all: answered unanswerable questions the check refuses (good), answered answerable
+ones it refuses, and among those the right ones (F1 >= 0.5).
+Read `valid` to judge a check; `report` only to report one already chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+
+def checks(question: str, span, passages: list[str], paragraphs: dict[str, tuple[str, int]] | None = None
+           ) -> dict[str, bool]:
+    """Each refusal check of the pipeline on one answer: True where it refuses. paragraphs: a chunk's text -> (the
+    paragraph it was cut from, where it starts there), as the pipeline reads a chunk's whole article."""
+    from qa.asked import fits_asked_unit
+    from qa.refusal import counted_far_from, missing_numbers, names_far_from, off_topic
+
+    paragraphs = paragraphs or {}
+    text, at = paragraphs.get(passages[span.passage], (passages[span.passage], 0))
+    articles = list(dict.fromkeys(paragraphs.get(p, (p, 0))[0] for p in passages))
+    start, end = at + span.start, at + span.end
+    return {
+        "figure never mentioned": bool(missing_numbers(question, articles)),
+        "topic never mentioned": off_topic(question, articles),
+        "unit not the asked one": not fits_asked_unit(question, span.text),
+        "name far from the answer": bool(names_far_from(question, text, start, end)),
+        "counts something else": bool(counted_far_from(question, text, start, end)),
+    }
+
+
+def paragraphs_of(haystack) -> dict[str, tuple[str, int]]:
+    """Each chunk of the haystack's paragraphs (as the index and qa.training.early_stop cut them) -> (its paragraph,
+    the chunk's start in it), in Simplified characters as the reader reads them."""
+    from retriever.chunking import chunk_normalized
+    from retriever.normalize import normalize
+    from retriever.text import to_simplified
+
+    out = {}
+    for context in dict.fromkeys(ex.context for ex in haystack):
+        norm = normalize(context)
+        paragraph = to_simplified(norm.text)  # keeps offsets: one character for one
+        for chunk in chunk_normalized("paragraph", norm):
+            out.setdefault(to_simplified(chunk.text), (paragraph, chunk.norm_start))
+    return out
+
+
+def tally(rows, reader, paragraphs: dict[str, tuple[str, int]] | None = None) -> dict[str, dict]:
+    """Per check: answered unanswerable questions refused, answered answerable ones refused, right ones lost."""
+    from qa.answer_shape import CANDIDATES, shape
+    from qa.metrics import char_f1
+
+    out: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        spans = sorted((s for group in row["spans"] for s in group), key=lambda s: s.margin, reverse=True)
+        span = shape(row["question"], spans[:CANDIDATES], row["passages"], reader.type_slack)
+        if span is None or span.margin < reader.no_answer_threshold:
+            continue  # refused already: no check can change it
+        kind = "answerable" if row["answers"] else "unanswerable"
+        right = bool(row["answers"]) and char_f1(span.text, row["answers"]) >= 0.5
+        fired = checks(row["question"], span, row["passages"], paragraphs)
+        fired["any"] = any(fired.values())
+        for name, refuses in fired.items():
+            out[name][f"{kind} answered"] += 1
+            out[name][f"{kind} refused"] += refuses
+            out[name]["right answers lost"] += refuses and right
+    return out
+
+
+def main(argv=None):
+    from qa.reader import Reader
+    from qa.training.data import load_all
+    from qa.training.early_stop import passage_lists, passage_spans
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reader", type=Path)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/reading-comprehension"))
+    parser.add_argument("--split", choices=("valid", "report"), default="valid")
+    parser.add_argument("--limit", type=int, default=400, help="questions per set (random, fixed seed)")
+    parser.add_argument("--runtime", default="auto")
+    args = parser.parse_args(argv)
+
+    held = load_all(args.data)[args.split]
+    by_set = defaultdict(list)
+    for ex in held:
+        by_set[ex.source].append(ex)
+    rng = random.Random(0)
+    picked = [ex for group in by_set.values() for ex in rng.sample(group, min(args.limit, len(group)))]
+    reader = Reader.load(args.reader, args.runtime)
+    rows = passage_spans(reader, passage_lists(picked, held))
+    paragraphs = paragraphs_of(held)
+    for source in sorted({r["source"] for r in rows}):
+        part = tally([r for r in rows if r["source"] == source], reader, paragraphs)
+        print(source, json.dumps({k: dict(v) for k, v in part.items() if v.get("unanswerable refused") or
+                                  v.get("answerable refused")}, ensure_ascii=False))
+    print("all", json.dumps({k: dict(v) for k, v in tally(rows, reader, paragraphs).items()}, ensure_ascii=False,
+                            indent=1))
+
+
+if __name__ == "__main__":
+    main()
