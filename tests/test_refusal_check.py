@@ -30,6 +30,8 @@ def test_a_check_is_counted_where_it_refuses_and_where_it_costs_a_right_answer()
     assert out["unit not the asked one"]["answerable refused"] == 1
     assert out["unit not the asked one"]["right answers lost"] == 1
     assert out["any"]["answerable answered"] == 2 and out["any"]["unanswerable answered"] == 1
+    # as many refusals by a higher threshold: the two lowest margins (all 3.0 here, so the first two rows)
+    assert out["any"]["threshold: unanswerable refused"] == 1 and out["any"]["threshold: right answers lost"] == 1
 
 
 def test_a_name_outside_the_chunk_but_near_in_its_paragraph_does_not_refuse():

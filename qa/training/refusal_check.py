@@ -8,7 +8,9 @@ As in qa.training.early_stop, each set's held-back questions are read over the t
 paragraphs, the answer chosen as the product chooses it (shape step, no-answer threshold); then each check is applied
 to that answer on its own, with the paragraphs the chunks come from standing in for the articles (the product reads
 whole articles). Per set and over all: answered unanswerable questions the check refuses (good), answered answerable
-ones it refuses, and among those the right ones (F1 >= 0.5).
+ones it refuses, and among those the right ones (F1 >= 0.5); beside each, what a higher no-answer threshold does
+when it refuses as many answered questions (the lowest margins first): a check earns its place only where it beats
+that.
 Read `valid` to judge a check; `report` only to report one already chosen.
 """
 
@@ -63,6 +65,7 @@ def tally(rows, reader, paragraphs: dict[str, tuple[str, int]] | None = None) ->
     from qa.metrics import char_f1
 
     out: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    answered = []  # (margin, unanswerable, right) of every answered question: the threshold's side of the ledger
     for row in rows:
         spans = sorted((s for group in row["spans"] for s in group), key=lambda s: s.margin, reverse=True)
         span = shape(row["question"], spans[:CANDIDATES], row["passages"], reader.type_slack)
@@ -70,12 +73,18 @@ def tally(rows, reader, paragraphs: dict[str, tuple[str, int]] | None = None) ->
             continue  # refused already: no check can change it
         kind = "answerable" if row["answers"] else "unanswerable"
         right = bool(row["answers"]) and char_f1(span.text, row["answers"]) >= 0.5
+        answered.append((span.margin, not row["answers"], right))
         fired = checks(row["question"], span, row["passages"], paragraphs)
         fired["any"] = any(fired.values())
         for name, refuses in fired.items():
             out[name][f"{kind} answered"] += 1
             out[name][f"{kind} refused"] += refuses
             out[name]["right answers lost"] += refuses and right
+    answered.sort(key=lambda a: a[0])
+    for figures in out.values():
+        lowest = answered[: figures["answerable refused"] + figures["unanswerable refused"]]
+        figures["threshold: unanswerable refused"] = sum(u for _, u, _ in lowest)
+        figures["threshold: right answers lost"] = sum(r for _, _, r in lowest)
     return out
 
 
