@@ -46,3 +46,23 @@ def test_a_name_outside_the_chunk_but_near_in_its_paragraph_does_not_refuse():
     question = "李彦宏展示了哪款产品？"
     assert checks(question, span, [chunk])["name far from the answer"]
     assert not checks(question, span, [chunk], {chunk: (paragraph, 10)})["name far from the answer"]
+
+
+def test_ship_reads_the_threshold_domains_with_the_refusal_checks_on():
+    """A valid-domain question about a year its passage never names: with the checks (as the pipeline answers) its
+    span is refused, so a threshold chosen on the domain counts it as refused whatever its margin; without them it is
+    an answer like any other. The margin is the same either way."""
+    from pathlib import Path
+
+    from qa.reader import Reader
+    from qa.training.data import Example
+    from qa.training.ship import domain_margins
+
+    reader = Reader.load(Path(__file__).resolve().parent.parent / "qa" / "weights" / "reader", "torch")
+    passage = "中关村论坛诞生于2007年，至今已举办多届。2023年论坛于5月25日至30日在北京举办。"
+    examples = [Example("a", "set.json", 0, "2031年论坛在哪里举办？", passage, []),
+                Example("b", "set.json", 0, "2023年论坛在哪里举办？", passage, [("北京", passage.index("北京"))])]
+    on = domain_margins(reader, examples, refusal_checks=True)
+    off = domain_margins(reader, examples)
+    assert on[0][2] is None and off[0][2] is not None and on[0][1] == off[0][1]
+    assert on[1][2] == off[1][2] and "北京" in on[1][2]  # an answer the checks let through

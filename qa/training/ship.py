@@ -44,15 +44,20 @@ def margins(pipeline, items: list[dict], type_slack: float = 0.0) -> list[tuple[
     return out
 
 
-def domain_margins(reader, examples) -> list[tuple[dict, float, str | None]]:
+def domain_margins(reader, examples, refusal_checks: bool = False) -> list[tuple[dict, float, str | None]]:
     """(question, best span margin, span text) for each example read alone with its own passage, in the shape
-    `margins` gives (the answers as a list of texts)."""
+    `margins` gives (the answers as a list of texts). refusal_checks: the text is None where one of the pipeline's
+    refusal checks (qa.training.refusal_check.checks, the passage standing in for the article) refuses the span, as
+    `margins` gives None for an answer the pipeline's checks refused: the threshold is then chosen for the product as
+    it answers, checks included (before 2026-12-06 the domains were read with the checks off)."""
+    from qa.training.refusal_check import checks
     from qa.training.train import best_spans
 
     out = []
     for ex, span in zip(examples, best_spans(reader, examples)):
         item = {"question": ex.question, "answers": [a[0] for a in ex.answers]}
-        out.append((item, span.margin, span.text) if span else (item, float("-inf"), None))
+        refused = span is not None and refusal_checks and any(checks(ex.question, span, [ex.context]).values())
+        out.append((item, span.margin, None if refused else span.text) if span else (item, float("-inf"), None))
     return out
 
 
@@ -180,6 +185,9 @@ def main(argv=None):
     parser.add_argument("--clause-penalty", type=float, default=None, metavar="P",
                         help="keep this clause penalty instead of choosing one (a comparison of verifiers at the "
                              "same decoding, and half an hour less with --data); -1: never cross a comma")
+    parser.add_argument("--domains-without-checks", action="store_true",
+                        help="read the valid domains for the threshold with the refusal checks off (as before "
+                             "2026-12-06; reader v6.1's threshold was chosen so)")
     parser.add_argument("--no-int8", action="store_true", help="with --data: skip the int8 smoothing scales")
     parser.add_argument("--frozen-embeddings", default=None, metavar="BASE",
                         help="the checkpoint kept BASE's word embeddings frozen (multilingual-e5-small): leave them "
@@ -247,7 +255,8 @@ def main(argv=None):
     if args.data:
         for source, group in sorted(by_source.items()):
             if any(not ex.answerable for ex in group):  # the sets that can teach a threshold
-                domains[source] = domain_margins(pipeline.reader, group[: args.domain_limit])
+                domains[source] = domain_margins(pipeline.reader, group[: args.domain_limit],
+                                                 refusal_checks=not args.domains_without_checks)
         threshold, figures = choose_threshold(scored, domains=domains)
         print(f"threshold {threshold:.2f} on the tune split and {len(domains)} valid domains: {json.dumps(figures, ensure_ascii=False)}")
     calibration = fit_calibration(scored + [row for rows in domains.values() for row in rows])
