@@ -26,7 +26,7 @@ def off_topic(question: str, texts: list[str]) -> bool:
     return bool(words) and not any(w in text for w in words)
 
 
-_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 def missing_numbers(question: str, texts: list[str]) -> list[str]:
@@ -36,8 +36,8 @@ def missing_numbers(question: str, texts: list[str]) -> list[str]:
     A question about a year or a figure the articles never mention cannot be answered from them, however well a
     span about the neighbouring year scores: the reader's no-answer score is weak exactly there.
     """
-    question = question.translate(_FULLWIDTH_DIGITS)
-    text = "".join("".join(t.split()) for t in texts).translate(_FULLWIDTH_DIGITS)
+    question = question.translate(FULLWIDTH_DIGITS)
+    text = "".join("".join(t.split()) for t in texts).translate(FULLWIDTH_DIGITS)
     missing = [n for n in re.findall(r"\d+(?:\.\d+)?", question)
                if not re.search(r"(?<![\d.])" + re.escape(n) + r"(?![\d]|\.\d)", text)]
     # ordinals in Chinese numerals: "第五届" asks about an edition the articles may never mention

@@ -43,16 +43,13 @@ _ASKING = re.compile(r"[什么哪些个位家谁怎样如何多少几为吗呢�
 def _question_clues(question: str) -> tuple[tuple[str, ...], tuple[str, ...], frozenset, object]:
     """The question's names (jieba), figures, content bigrams and answer-type check, once per question."""
     from qa.asked import answer_type
-    from qa.refusal import question_names
+    from qa.refusal import FULLWIDTH_DIGITS, question_names
 
-    text = question.translate(_FULLWIDTH)
+    text = question.translate(FULLWIDTH_DIGITS)
     figures = tuple(dict.fromkeys(re.findall(r"\d+(?:\.\d+)?", text)))
     bigrams = frozenset(text[i:i + 2] for i in range(len(text) - 1)
                         if not (_ASKING.match(text[i]) or _ASKING.match(text[i + 1])))
     return tuple(dict.fromkeys(question_names(question))), figures, bigrams, answer_type(question)
-
-
-_FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 def evidence(question: str, passage: str, start: int, end: int, near: int = 100) -> np.ndarray:
@@ -62,6 +59,7 @@ def evidence(question: str, passage: str, start: int, end: int, near: int = 100)
     share of the span's characters the question holds (an echo); log length; whether a person is asked for and the
     span holds a person's name (jieba's tags), the same for a place."""
     from qa.asked import ASKS_PERSON
+    from qa.refusal import FULLWIDTH_DIGITS
     from retriever.text import tagged_words
 
     names, figures, bigrams, fits = _question_clues(question)
@@ -69,7 +67,7 @@ def evidence(question: str, passage: str, start: int, end: int, near: int = 100)
     around = lower[max(0, start - near): end + near]
     ends = [m.end() for m in _SENTENCE_END.finditer(passage, 0, start)]
     stop = _SENTENCE_END.search(passage, end)
-    sentence = passage[ends[-1] if ends else 0: stop.start() if stop else len(passage)].translate(_FULLWIDTH)
+    sentence = passage[ends[-1] if ends else 0: stop.start() if stop else len(passage)].translate(FULLWIDTH_DIGITS)
     text = passage[start:end]
     name_share = sum(n.lower() in around for n in names) / len(names) if names else 1.0
     figure_share = sum(bool(re.search(r"(?<![\d.])" + re.escape(f) + r"(?!\d)", sentence)) for f in figures) / len(figures) if figures else 1.0

@@ -37,6 +37,16 @@ SKIPS = (1, 2, 3, 4)  # question bigrams a passage may hold fewer of than the fi
 PAYS = 25.0
 
 
+def sample_per_set(examples, limit: int) -> list:
+    """At most `limit` examples of each set, drawn with a fixed seed (the same questions in every tool that reads
+    the held-back slices as the product does)."""
+    by_set = defaultdict(list)
+    for ex in examples:
+        by_set[ex.source].append(ex)
+    rng = random.Random(0)
+    return [ex for group in by_set.values() for ex in rng.sample(group, min(limit, len(group)))]
+
+
 def passage_lists(asked, haystack, top_k: int = 3, size: int = 200, overlap: int = 60) -> list[tuple]:
     """(example, its top_k chunks by BM25 among the chunks of the haystack's paragraphs of its set) per asked
     example."""
@@ -212,11 +222,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     valid = load_all(args.data)["valid"]
-    by_set = defaultdict(list)
-    for ex in valid:
-        by_set[ex.source].append(ex)
-    rng = random.Random(0)
-    picked = [ex for group in by_set.values() for ex in rng.sample(group, min(args.limit, len(group)))]
+    picked = sample_per_set(valid, args.limit)
     lists = passage_lists(picked, valid)  # the haystack: every paragraph of the valid slice
     reader = Reader.load(args.reader, args.runtime)
     decoding = {"threshold": reader.no_answer_threshold, "type_slack": reader.type_slack}

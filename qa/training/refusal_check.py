@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from collections import defaultdict
 from pathlib import Path
 
@@ -91,7 +90,7 @@ def tally(rows, reader, paragraphs: dict[str, tuple[str, int]] | None = None) ->
 def main(argv=None):
     from qa.reader import Reader
     from qa.training.data import load_all
-    from qa.training.early_stop import passage_lists, passage_spans
+    from qa.training.early_stop import passage_lists, passage_spans, sample_per_set
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reader", type=Path)
@@ -102,11 +101,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     held = load_all(args.data)[args.split]
-    by_set = defaultdict(list)
-    for ex in held:
-        by_set[ex.source].append(ex)
-    rng = random.Random(0)
-    picked = [ex for group in by_set.values() for ex in rng.sample(group, min(args.limit, len(group)))]
+    picked = sample_per_set(held, args.limit)
     reader = Reader.load(args.reader, args.runtime)
     rows = passage_spans(reader, passage_lists(picked, held))
     paragraphs = paragraphs_of(held)

@@ -219,13 +219,10 @@ def main(argv=None):
         from qa.training import verifier
 
         examples = verifier.questions(args.data, args.verifier, args.verifier // 3, seed=11)
-        passages = (verifier.haystack_passages(args.data, examples) if args.verifier_passages != "own"
-                    else None)
         pipeline.reader.verifier, figures = verifier.fit(pipeline.reader, examples, rows=args.verifier_rows,
                                                          target=args.verifier_target,
                                                          reads_evidence=args.verifier_evidence,
-                                                         passages=passages,
-                                                         own_too=args.verifier_passages == "both")
+                                                         passages=args.verifier_passages, data=args.data)
         pipeline.reader.verifier.save(tmp)
         print(f"verifier: held-out log loss {json.dumps(figures)}")
     tune = load_questions(args.questions, "tune")

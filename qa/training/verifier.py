@@ -117,31 +117,33 @@ def questions(data: Path, n: int, synthetic: int, seed: int) -> list:
     return chosen
 
 
-def haystack_passages(data: Path, examples) -> list[list[str] | None]:
-    """retrieved_passages over the train split of every set in the data folder."""
-    from qa.training.data import load_all
-
-    return retrieved_passages(examples, load_all(data)["train"])
-
-
 def fit(reader, examples, log=print, rows: Path | None = None, target: str = "f1",
-        reads_evidence: bool = False, passages: list | None = None, own_too: bool = False) -> tuple[Verifier, dict]:
+        reads_evidence: bool = False, passages: str = "own", data: Path | None = None) -> tuple[Verifier, dict]:
     """The verifier for this reader, with the L2 penalty that gives the lowest log loss on a held-out tenth of the
     questions (split by article: a set's article number with its source). rows: a file keeping the collected rows
     (read instead of reading the questions again when it exists). target: "right" (F1 >= 0.5) or "f1" (soft).
     reads_evidence: the verifier also reads each span's lexical evidence (qa.verifier.evidence). passages: what
-    each question is read over (retrieved_passages), when not its own passage; own_too: over its own passage too."""
+    each question is read over (PASSAGES): its own passage, the chunks retrieval brings from the train split of
+    every set in `data` (retrieved_passages), or both, the rows pooled."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+    if passages not in PASSAGES:
+        raise ValueError(f"passages must be one of {PASSAGES}, not {passages!r}")
     t0 = time.time()
     if rows is not None and rows.exists():
         held = np.load(rows)
         x, y, owner = held["x"], held["y"], held["owner"]
         has_evidence = bool(held["evidence"]) if "evidence" in held else False
     else:
-        x, y, owner = collect(reader, examples, passages=passages)
-        if passages is not None and own_too:
-            x, y, owner = (np.concatenate(pair) for pair in zip((x, y, owner), collect(reader, examples)))
+        if passages == "own":
+            x, y, owner = collect(reader, examples)
+        else:  # the retrieval is built only when the rows are read, not when they are reused
+            from qa.training.data import load_all
+
+            lists = retrieved_passages(examples, load_all(data)["train"])
+            x, y, owner = collect(reader, examples, passages=lists)
+            if passages == "both":
+                x, y, owner = (np.concatenate(pair) for pair in zip((x, y, owner), collect(reader, examples)))
         has_evidence = True  # collect keeps every span's evidence
         if rows is not None:
             np.savez(rows, x=x, y=y, owner=owner, evidence=True)
@@ -190,9 +192,8 @@ def main(argv=None):
     reader = Reader.load(args.reader, args.runtime, Settings().home, verifier=None)
     examples = questions(args.data, args.questions, args.synthetic, args.seed)
     random.Random(0).shuffle(examples)
-    passages = haystack_passages(args.data, examples) if args.passages != "own" else None
     verifier, _ = fit(reader, examples, rows=args.rows, target=args.target, reads_evidence=args.evidence,
-                      passages=passages, own_too=args.passages == "both")
+                      passages=args.passages, data=args.data)
     verifier.save(args.reader)
     print(f"wrote {args.reader / 'verifier.safetensors'}")
 
