@@ -17,7 +17,7 @@ from qa.followup import standalone_question
 from qa.library import DocumentLibrary, build_retriever
 from qa.models import model_for, runtime_for
 from qa.reader import Reader
-from qa.refusal import about_something_else, not_given
+from qa.refusal import checks
 from qa.settings import Settings
 from qa.types import Answer, Citation, Passage
 from retriever.documents import Document, DocumentError, bundled_documents, iter_files, read_document
@@ -140,16 +140,13 @@ class QAPipeline(DocumentLibrary):
 
     @staticmethod
     def _not_given(question: str, span, located, hits, state) -> bool:
-        """The articles read from don't say (qa.refusal.not_given, on whole articles: a passage may not repeat
-        its article's year), or the span stands far from every mention of a name the question is about, or a "多少"
-        answer counts something else than what is asked."""
-        articles = [simplified_text(state.documents[d].text) for d in dict.fromkeys(chunk.doc_id for chunk, _ in hits)]
-        if not_given(question, span, articles):
-            return True
+        """Any refusal check fires (qa.refusal.checks), on whole articles: a passage may not repeat its article's
+        year, and a name the question is about may stand just outside the passage read."""
+        texts = {d: simplified_text(state.documents[d].text) for d in dict.fromkeys(c.doc_id for c, _ in hits)}
         if span is None:
-            return False
-        _, doc, start, end = located
-        return about_something_else(question, simplified_text(doc.text), start, end)
+            return any(checks(question, list(texts.values())).values())
+        chunk, _, start, end = located
+        return any(checks(question, list(texts.values()), span.text, texts[chunk.doc_id], start, end).values())
 
     # helpers -------------------------------------------------------------------------------------------
     def check_question(self, question: str) -> str:

@@ -81,19 +81,21 @@ def counted_far_from(question: str, text: str, start: int, end: int, window: int
     return [] if any(w in near for w in words) else words
 
 
-def about_something_else(question: str, text: str, start: int, end: int) -> bool:
-    """The answer at text[start:end] (text: its whole article) stands far from every mention of a name the question
-    is about, or counts something else than the "多少" question asks for."""
-    return bool(names_far_from(question, text, start, end) or counted_far_from(question, text, start, end))
+def checks(question: str, articles: list[str], answer: str | None = None, article: str | None = None,
+           start: int = 0, end: int = 0) -> dict[str, bool]:
+    """Every refusal check, by name, on one answer: True where it refuses. articles: the whole articles read from (a
+    passage may not repeat its article's year); answer: the span's text; article: the whole article it stands in,
+    article[start:end] being the answer. A check whose input is missing (no span) is left out. The pipeline refuses
+    when any fires; qa.training.refusal_check weighs each one on held-back slices."""
+    fired = {
+        # the articles never mention a figure ("2025年") or the topic ("火星") asked about
+        "figure never mentioned": bool(missing_numbers(question, articles)),
+        "topic never mentioned": off_topic(question, articles),
+    }
+    if answer is not None:  # a figure in another unit than the one asked for ("多少人次" answered "约650家")
+        fired["unit not the asked one"] = not fits_asked_unit(question, answer)
+    if article is not None:  # the answer stands far from the names asked about, or counts something else
+        fired["name far from the answer"] = bool(names_far_from(question, article, start, end))
+        fired["counts something else"] = bool(counted_far_from(question, article, start, end))
+    return fired
 
-
-def unmentioned(question: str, texts: list[str]) -> bool:
-    """The texts never mention what the question asks about: a figure it names, or any of its content words."""
-    return bool(missing_numbers(question, texts)) or off_topic(question, texts)
-
-
-def not_given(question: str, span: Span | None, texts: list[str]) -> bool:
-    """The texts do not give what is asked, however well the span scores: they never mention a figure
-    ("2025年") or the topic ("火星") asked about, or the span is a figure in another unit than the one asked
-    for ("多少人次" answered "约650家")."""
-    return unmentioned(question, texts) or (span is not None and not fits_asked_unit(question, span.text))

@@ -4,7 +4,7 @@ import numpy as np
 
 from qa.answer_shape import shape, trim
 from qa.reader import Span, best_spans_in_window
-from qa.refusal import not_given
+from qa.refusal import checks
 from retriever.text import lower_ascii
 from retriever.tokens import Windows
 
@@ -13,7 +13,7 @@ def answer(question, spans, passages, type_slack=0.0, threshold=0.0):
     """What the pipeline makes of the reader's spans: the shaped span, or None when it does not clear the
     threshold or the passages do not give what is asked."""
     span = shape(question, spans, passages, type_slack)
-    return None if span is None or span.margin < threshold or not_given(question, span, passages) else span
+    return None if span is None or span.margin < threshold or any(checks(question, passages, span.text).values()) else span
 
 
 def test_best_span_respects_order_mask_and_length():

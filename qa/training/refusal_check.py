@@ -24,22 +24,15 @@ from pathlib import Path
 
 def checks(question: str, span, passages: list[str], paragraphs: dict[str, tuple[str, int]] | None = None
            ) -> dict[str, bool]:
-    """Each refusal check of the pipeline on one answer: True where it refuses. paragraphs: a chunk's text -> (the
-    paragraph it was cut from, where it starts there), as the pipeline reads a chunk's whole article."""
-    from qa.asked import fits_asked_unit
-    from qa.refusal import counted_far_from, missing_numbers, names_far_from, off_topic
+    """The pipeline's refusal checks (qa.refusal.checks) on one answer, the passages' paragraphs standing in for
+    the articles the pipeline reads. paragraphs: a chunk's text -> (the paragraph it was cut from, where it starts
+    there); without it each passage stands for itself."""
+    from qa.refusal import checks as refusal_checks
 
     paragraphs = paragraphs or {}
     text, at = paragraphs.get(passages[span.passage], (passages[span.passage], 0))
     articles = list(dict.fromkeys(paragraphs.get(p, (p, 0))[0] for p in passages))
-    start, end = at + span.start, at + span.end
-    return {
-        "figure never mentioned": bool(missing_numbers(question, articles)),
-        "topic never mentioned": off_topic(question, articles),
-        "unit not the asked one": not fits_asked_unit(question, span.text),
-        "name far from the answer": bool(names_far_from(question, text, start, end)),
-        "counts something else": bool(counted_far_from(question, text, start, end)),
-    }
+    return refusal_checks(question, articles, span.text, text, at + span.start, at + span.end)
 
 
 def paragraphs_of(haystack) -> dict[str, tuple[str, int]]:

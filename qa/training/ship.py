@@ -49,12 +49,15 @@ def domain_margins(reader, examples, refusal_checks: bool = False) -> list[tuple
     `margins` gives (the answers as a list of texts). refusal_checks: the text is None where one of the pipeline's
     refusal checks (qa.training.refusal_check.checks, the passage standing in for the article) refuses the span, as
     `margins` gives None for an answer the pipeline's checks refused: the threshold is then chosen for the product as
-    it answers, checks included (before 2026-12-06 the domains were read with the checks off)."""
+    it answers, checks included (before 2026-12-06 the domains were read with the checks off). The span is the one
+    the pipeline would pick: the reader's n-best, then the shape step (before 2026-12-06: the reader's best alone)."""
+    from qa.answer_shape import CANDIDATES, shape
     from qa.training.refusal_check import checks
-    from qa.training.train import best_spans
 
     out = []
-    for ex, span in zip(examples, best_spans(reader, examples)):
+    for ex in examples:
+        span = shape(ex.question, reader.read(ex.question, [ex.context], n_best=CANDIDATES), [ex.context],
+                     reader.type_slack)
         item = {"question": ex.question, "answers": [a[0] for a in ex.answers]}
         refused = span is not None and refusal_checks and any(checks(ex.question, span, [ex.context]).values())
         out.append((item, span.margin, None if refused else span.text) if span else (item, float("-inf"), None))
