@@ -466,3 +466,19 @@ def test_early_stop_rises_until_no_dev_tune_answer_changes():
     assert keeping(2.0, table, 2.0, changes) == 3.0 and tried == [2.0, 3.0]
     assert keeping(2.0, table, 2.0, lambda c: ["q049"]) is None  # nothing keeps them: read every passage
     assert keeping(1.0, table, 2.0, lambda c: []) == 2.0  # 1.0 changes 3% of the valid answers: over the budget
+
+
+def test_the_refusal_checks_are_one_registry_by_name():
+    """qa.refusal.checks names every check the pipeline refuses by (qa.training.refusal_check weighs the same
+    ones); a check whose input is missing is left out, not counted as passing."""
+    article = "2023中关村论坛于5月25日开幕。论坛期间，李彦宏发表演讲。" + "其他内容。" * 40 + "展览累计接待观众约650家。"
+    question = "2023中关村论坛展览期间累计接待了多少人次观众？"
+    assert set(checks(question, [article])) == {"figure never mentioned", "topic never mentioned"}
+    answer = "约650家"
+    at = article.index(answer)
+    fired = checks(question, [article], answer, article, at, at + len(answer))
+    assert set(fired) == {"figure never mentioned", "topic never mentioned", "unit not the asked one",
+                          "name far from the answer", "counts something else"}
+    assert fired["unit not the asked one"] and not fired["figure never mentioned"]
+    day = article.index("5月25日")
+    assert not any(checks("2023中关村论坛在哪一天开幕？", [article], "5月25日", article, day, day + 5).values())
