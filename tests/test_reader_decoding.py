@@ -482,3 +482,13 @@ def test_the_refusal_checks_are_one_registry_by_name():
     assert fired["unit not the asked one"] and not fired["figure never mentioned"]
     day = article.index("5月25日")
     assert not any(checks("2023中关村论坛在哪一天开幕？", [article], "5月25日", article, day, day + 5).values())
+
+
+def test_a_where_answer_is_the_place_without_its_preposition():
+    passage = "2023中关村论坛于5月25日至30日在北京举办。"
+    at = passage.index("在北京")
+    span = Span(0, at, at + 3, "在北京", 5.0, 3.0)
+    assert shape("论坛在哪里举办？", [span], [passage]).text == "北京"
+    assert shape("论坛是什么时候在北京举办的？", [span], [passage]).text == "在北京"  # not a where question
+    short = Span(0, 2, 4, "在京", 5.0, 3.0)  # one character left would be no place name: kept whole
+    assert shape("论坛在哪里举办？", [short], ["论坛在京举办。"]).text == "在京"
