@@ -492,3 +492,11 @@ def test_a_where_answer_is_the_place_without_its_preposition():
     assert shape("论坛是什么时候在北京举办的？", [span], [passage]).text == "在北京"  # not a where question
     short = Span(0, 2, 4, "在京", 5.0, 3.0)  # one character left would be no place name: kept whole
     assert shape("论坛在哪里举办？", [short], ["论坛在京举办。"]).text == "在京"
+
+
+def test_an_answer_does_not_start_with_the_copula_the_question_asks_across():
+    passage = "中关村是中国第一个国家自主创新示范区。"
+    at = passage.index("是")
+    span = Span(0, at, len(passage) - 1, passage[at:-1], 5.0, 3.0)
+    assert shape("中关村是什么？", [span], [passage]).text == "中国第一个国家自主创新示范区"
+    assert shape("中关村有什么地位？", [span], [passage]).text == passage[at:-1]  # no 是 asked across
