@@ -143,10 +143,11 @@ class QAPipeline(DocumentLibrary):
         """Any refusal check fires (qa.refusal.checks), on whole articles: a passage may not repeat its article's
         year, and a name the question is about may stand just outside the passage read."""
         texts = {d: simplified_text(state.documents[d].text) for d in dict.fromkeys(c.doc_id for c, _ in hits)}
+        articles = list(texts.values())
         if span is None:
-            return any(checks(question, list(texts.values())).values())
+            return any(checks(question, articles).values())
         chunk, _, start, end = located
-        return any(checks(question, list(texts.values()), span.text, texts[chunk.doc_id], start, end).values())
+        return any(checks(question, articles, span.text, texts[chunk.doc_id], start, end).values())
 
     # helpers -------------------------------------------------------------------------------------------
     def check_question(self, question: str) -> str:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from qa.answer_shape import SENTENCE_END
 from qa.asked import ASKS_DURATION, fits_asked_unit
 from retriever.text import load_jieba, lower_ascii, tagged_words
-
-if TYPE_CHECKING:
-    from qa.reader import Span
 
 # words that ask rather than say: a question made only of these and unknown words is about nothing in the articles
 _QUESTION_WORDS = set("什么 哪个 哪些 哪家 哪位 哪一年 哪年 哪里 多少 为什么 怎样 如何 怎么 名字 什么样 是不是 有没有".split())
@@ -98,4 +94,3 @@ def checks(question: str, articles: list[str], answer: str | None = None, articl
         fired["name far from the answer"] = bool(names_far_from(question, article, start, end))
         fired["counts something else"] = bool(counted_far_from(question, article, start, end))
     return fired
-

@@ -7,7 +7,8 @@ from qa.training.refusal_check import tally
 
 
 def _row(question, passages, answers, span):
-    return {"question": question, "passages": passages, "answers": answers, "spans": [[span]]}
+    return {"question": question, "passages": passages, "answers": answers, "spans": [[span]],
+            "overlap": [0] * len(passages)}
 
 
 def test_a_check_is_counted_where_it_refuses_and_where_it_costs_a_right_answer():

@@ -88,16 +88,22 @@ def passage_spans(reader, lists) -> list[dict]:
     return rows
 
 
-def replay(row: dict, cutoff: float | None, skip_behind: int | None, threshold: float,
-           type_slack: float) -> tuple[str | None, int]:
-    """(the answer, passages read) with this early stop and skip, as the reader and the shape step give it."""
+def chosen_span(row: dict, cutoff: float | None, skip_behind: int | None, threshold: float, type_slack: float):
+    """(the span the product picks, before its no-answer threshold, or None; passages read) with this early stop
+    and skip, as the reader and the shape step give it."""
     from qa.answer_shape import CANDIDATES, shape
     from qa.reader import read_in_turn
 
     spans, read = read_in_turn(lambda indices: [s for i in indices for s in row["spans"][i]], row["overlap"],
                                CANDIDATES, cutoff, skip_behind, threshold)
-    span = shape(row["question"], spans, row["passages"], type_slack)
-    return (span.text if span is not None and span.margin >= threshold else None), len(read)
+    return shape(row["question"], spans, row["passages"], type_slack), len(read)
+
+
+def replay(row: dict, cutoff: float | None, skip_behind: int | None, threshold: float,
+           type_slack: float) -> tuple[str | None, int]:
+    """(the answer, passages read) with this early stop and skip: chosen_span's text where it clears the threshold."""
+    span, read = chosen_span(row, cutoff, skip_behind, threshold, type_slack)
+    return (span.text if span is not None and span.margin >= threshold else None), read
 
 
 def figures(rows, cutoff: float | None, skip_behind: int | None = None, threshold: float = 0.0,

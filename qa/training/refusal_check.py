@@ -53,14 +53,13 @@ def paragraphs_of(haystack) -> dict[str, tuple[str, int]]:
 
 def tally(rows, reader, paragraphs: dict[str, tuple[str, int]] | None = None) -> dict[str, dict]:
     """Per check: answered unanswerable questions refused, answered answerable ones refused, right ones lost."""
-    from qa.answer_shape import CANDIDATES, shape
     from qa.metrics import char_f1
+    from qa.training.early_stop import chosen_span
 
     out: dict[str, dict] = defaultdict(lambda: defaultdict(int))
     answered = []  # (margin, unanswerable, right) of every answered question: the threshold's side of the ledger
     for row in rows:
-        spans = sorted((s for group in row["spans"] for s in group), key=lambda s: s.margin, reverse=True)
-        span = shape(row["question"], spans[:CANDIDATES], row["passages"], reader.type_slack)
+        span, _ = chosen_span(row, None, None, reader.no_answer_threshold, reader.type_slack)  # every passage read
         if span is None or span.margin < reader.no_answer_threshold:
             continue  # refused already: no check can change it
         kind = "answerable" if row["answers"] else "unanswerable"
