@@ -31,7 +31,8 @@ from retriever.text import to_simplified
 
 
 def early_stop_setting(value: str) -> float | None:
-    """QA_EARLY_STOP: "off" reads every passage; a number is the margin at which reading stops."""
+    """QA_EARLY_STOP: "off" reads every passage; a number is the margin at which reading stops (either replaces
+    the reader's stop model)."""
     if value.strip().lower() in ("off", "none", "no"):
         return None
     try:
@@ -67,8 +68,8 @@ class QAPipeline(DocumentLibrary):
                                   self.settings.home)
         if self.settings.no_answer_threshold is not None:
             self.reader.no_answer_threshold = self.settings.no_answer_threshold
-        if self.settings.early_stop is not None:
-            self.reader.early_stop = stop
+        if self.settings.early_stop is not None:  # the setting replaces the checkpoint's margin cutoff and stop model
+            self.reader.early_stop, self.reader.stop_model = stop, None
         self._recent: OrderedDict = OrderedDict()  # LRU of answers to repeated questions
 
     def ask(self, question: str, top_k: int | None = None, history: list[str] | None = None,
@@ -85,7 +86,8 @@ class QAPipeline(DocumentLibrary):
         docs = matching(state, filters)  # checked before the cache: a bad filter is an error every time
         r = self.reader
         key = (question, searched, top_k or self.settings.top_k, r.no_answer_threshold, r.type_slack,
-               r.clause_penalty, r.early_stop, r.skip_behind, name, None if docs is None else frozenset(docs))
+               r.clause_penalty, r.early_stop, r.skip_behind, r.stop_model, name,
+               None if docs is None else frozenset(docs))
         cached = self._recent.get(key)
         if cached is not None and cached[0] is state:  # the same question on the same index snapshot
             self._recent.move_to_end(key)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer_shape import CLAUSE_END, SENTENCE_END, whole_span
+from qa.stopping import StopModel
 from qa.verifier import EVIDENCE, Verifier, evidence, span_features
 from retriever.cpu import native_bf16, resolve
 from retriever.local_models import quiet_transformers
@@ -136,25 +137,27 @@ def token_segments(passage: str, offsets: np.ndarray, ends: re.Pattern = SENTENC
     return before[starts]
 
 
+def bigrams(text: str) -> set[str]:
+    """A text's character bigrams, letters and digits only."""
+    text = "".join(c for c in text if c.isalnum())
+    return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
 def question_overlap(question: str, passages: list[str]) -> list[int]:
     """How many of the question's character bigrams (letters and digits only) each passage holds."""
-    def bigrams(text: str) -> set[str]:
-        text = "".join(c for c in text if c.isalnum())
-        return {text[i : i + 2] for i in range(len(text) - 1)}
-
     asked = bigrams(question)
     return [len(asked & bigrams(p)) for p in passages]
 
 
 def read_in_turn(read_some, overlap: list[int], n_best: int, early_stop: float | None, skip_behind: int | None,
-                 threshold: float) -> tuple[list[Span], list[int]]:
+                 threshold: float, stop=None) -> tuple[list[Span], list[int]]:
     """(the n-best spans, the passages read): the first passage alone, then, unless its best margin reaches
-    early_stop, the others together (one batch: one call costs less than two), without those skip_behind question
+    early_stop or stop(its spans) says its answer is final (qa.stopping), the others together (one batch: one call costs less than two), without those skip_behind question
     bigrams behind the first once it has a span over the threshold. read_some(indices) gives the spans of those
     passages numbered as given; overlap: question_overlap of each passage. qa.training.early_stop replays this on
     spans read beforehand."""
     spans = sorted(read_some([0]), key=lambda s: s.margin, reverse=True)[:n_best]
-    if spans and early_stop is not None and spans[0].margin >= early_stop:
+    if spans and ((early_stop is not None and spans[0].margin >= early_stop) or (stop is not None and stop(spans))):
         return spans, [0]
     rest = list(range(1, len(overlap)))
     if spans and skip_behind is not None and spans[0].margin >= threshold:
@@ -186,6 +189,7 @@ class Reader:
         early_stop: float | None = None,
         skip_behind: int | None = None,
         verifier: Verifier | None = None,
+        stop_model: StopModel | dict | None = None,
     ):
         self.model = model
         self.tokenizer = None if tokenizer is None else _windowing(tokenizer)
@@ -216,6 +220,9 @@ class Reader:
         # once the first passage has an answer, a later one holding this many fewer of the question's character
         # bigrams is skipped: a look-alike that rarely holds a better answer (None: never skipped)
         self.skip_behind = skip_behind
+        # or stop after the first passage when this model says the others would not change its answer
+        self.stop_model = stop_model if isinstance(stop_model, StopModel) or stop_model is None else \
+            StopModel.from_config(stop_model)
         # a span's margin comes from the verifier head over its hidden states when one is shipped (qa.verifier)
         self.verifier = verifier
         self.keep_features = False  # qa.training.verifier: each span carries its verifier features
@@ -296,10 +303,11 @@ class Reader:
     def read(self, question: str, passages: list[str], n_best: int = 5) -> list[Span]:
         """The n-best spans over all passages, best first (by margin over the window's no-answer score), as
         character offsets into their passage with whole units (qa.answer_shape.whole_span). With early_stop or
-        skip_behind set, the first (best ranked) passage is read alone, and the others only when its best span's
-        margin is under early_stop, without those skip_behind question bigrams behind it once it has a span over
-        the no-answer threshold (read_in_turn)."""
-        if (self.early_stop is None and self.skip_behind is None) or len(passages) < 2:
+        skip_behind or a stop model set, the first (best ranked) passage is read alone, and the others only when its
+        best span's margin is under early_stop and the stop model (qa.stopping) does not call its answer final,
+        without those skip_behind question bigrams behind it once it has a span over the no-answer threshold
+        (read_in_turn)."""
+        if (self.early_stop is None and self.skip_behind is None and self.stop_model is None) or len(passages) < 2:
             return self._read(question, passages, n_best)
         def read_some(indices: list[int]) -> list[Span]:
             spans = self._read(question, [passages[i] for i in indices], n_best)
@@ -307,8 +315,11 @@ class Reader:
                 span.passage = indices[span.passage]
             return spans
 
-        return read_in_turn(read_some, question_overlap(question, passages), n_best, self.early_stop,
-                            self.skip_behind, self.no_answer_threshold)[0]
+        overlap = question_overlap(question, passages)
+        stop = None if self.stop_model is None else (lambda spans: self.stop_model.stops(
+            spans, overlap, len(bigrams(question)), self.no_answer_threshold))
+        return read_in_turn(read_some, overlap, n_best, self.early_stop, self.skip_behind, self.no_answer_threshold,
+                            stop)[0]
 
     def _read(self, question: str, passages: list[str], n_best: int) -> list[Span]:
         if not passages:

@@ -174,6 +174,30 @@ def test_a_look_alike_passage_is_skipped_once_the_first_one_answers(pipeline, mo
     assert read == [first, other, first]
 
 
+def test_a_stop_model_reads_the_first_passage_alone_when_it_says_the_answer_is_final(pipeline, monkeypatch):
+    from qa.stopping import FEATURES, StopModel
+
+    reader = pipeline.reader
+    question = "中关村论坛是在哪一年创办的？"
+    passages = [p.text for p in pipeline.ask(question).passages]
+    calls = []
+    real = reader._read
+    monkeypatch.setattr(reader, "_read", lambda q, some, n: calls.append(len(some)) or real(q, some, n))
+    monkeypatch.setattr(reader, "early_stop", None)
+    monkeypatch.setattr(reader, "skip_behind", None)
+    flat = (0.0,) * len(FEATURES)  # P(reading on changes the answer) = 0.5 for every question
+    monkeypatch.setattr(reader, "stop_model", StopModel(flat, 0.0, 0.6))
+    spans = reader.read(question, passages, 10)
+    assert calls == [1] and {s.passage for s in spans} == {0} and spans[0].margin >= reader.no_answer_threshold
+    calls.clear()
+    monkeypatch.setattr(reader, "stop_model", StopModel(flat, 0.0, 0.4))  # not sure enough: the others together
+    assert {s.passage for s in reader.read(question, passages, 10)} == {0, 1, 2} and calls == [1, 2]
+    calls.clear()
+    monkeypatch.setattr(reader, "stop_model", None)  # no model, no cutoff: all three at once
+    reader.read(question, passages, 10)
+    assert calls == [3]
+
+
 def test_early_stop_setting_from_the_environment():
     from qa.pipeline import early_stop_setting
 

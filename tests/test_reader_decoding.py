@@ -1,5 +1,6 @@
 """Span decoding over start/end logits, the answer-shape rules and the refusal checks (no model needed)."""
 
+import pytest
 import numpy as np
 
 from qa.answer_shape import shape, trim
@@ -500,3 +501,37 @@ def test_an_answer_does_not_start_with_the_copula_the_question_asks_across():
     span = Span(0, at, len(passage) - 1, passage[at:-1], 5.0, 3.0)
     assert shape("中关村是什么？", [span], [passage]).text == "中国第一个国家自主创新示范区"
     assert shape("中关村有什么地位？", [span], [passage]).text == passage[at:-1]  # no 是 asked across
+
+
+def test_stop_model_features_and_settings():
+    from qa.stopping import FEATURES, StopModel, stop_features
+
+    spans = [Span(0, 0, 1, "甲", 4.0, 3.0), Span(0, 1, 2, "乙", 2.0, 1.0)]
+    features = stop_features(spans, [6, 2, 4], 8, 0.0)
+    assert len(features) == len(FEATURES)
+    assert list(features) == [3.0, 2.0, 2.0, 4.0, 0.75, 0.5, 1.0]
+    assert stop_features([], [1, 1], 0, 0.0)[0] < -10  # no span at all; no question bigrams is no division by zero
+    model = StopModel((0.0,) * 6 + (1.0,), -1.0, 0.6)  # P(change) = sigmoid(answered - 1): 0.5 with an answer
+    assert model.stops(spans, [6, 2, 4], 8, 0.0)
+    assert not model.stops(spans, [6, 2, 4], 8, 3.5)  # no answer over the threshold: never stops
+    assert not StopModel(model.weights, model.bias, 0.4).stops(spans, [6, 2, 4], 8, 0.0)
+    assert StopModel.from_config(model.to_config()) == model and StopModel.from_config(None) is None
+    with pytest.raises(ValueError, match="weights"):
+        StopModel.from_config({"weights": [1.0], "bias": 0.0, "cutoff": 0.1})
+
+
+def test_stop_model_is_fitted_and_its_cutoff_chosen_out_of_fold():
+    from qa.training.early_stop import choose_stop, figures, fit_logistic
+
+    x = np.array([[v] for v in np.linspace(-3, 3, 200)])
+    weights, bias = fit_logistic(x, (x[:, 0] > 0).astype(float))
+    assert weights[0] > 1.0 and abs(bias) < 0.5  # the side, and the boundary near 0
+    rows = ([_replay_row(["对"], [9.0, 2.0, 2.0], ["对", "错", "错"], (8, 2, 2))] * 60  # ahead: stopping keeps it
+            + [_replay_row(["对"], [0.5, 0.2, 6.0], ["错", "错", "对"], (5, 5, 6))] * 20)  # the third one answers
+    rows = [{**r, "paragraph": i} for i, r in enumerate(rows)]
+    model, table = choose_stop(rows)
+    assert model is not None and [t["ok"] for t in table][0]
+    at = figures(rows, None, None, stop_model=model)
+    assert at["one_passage"] == 75.0 and at["changed"] == 0.0 and at["em"] == 100.0
+    # every question stopping would cost the 20 answers held by the third passage: not a cutoff that passes
+    assert all(not t["ok"] for t in table if t["one_passage"] == 100.0)
