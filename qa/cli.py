@@ -463,7 +463,7 @@ def eval_cmd(
     except ValueError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2)
-    index = bench_index(_settings(home), True, not json_out)[0] if distractors else None
+    index = bench_index(_settings(home), True, True)[0] if distractors else None  # progress on stderr
     pipeline = _pipeline(home, corpus, top_k, retrieval, quiet=json_out, index=index)
     with _user_errors():
         report = evaluate_pipeline(pipeline, items, collection=collection)
@@ -478,7 +478,7 @@ def _eval_retrieval(items, home, distractors: bool, json_out: bool):
     from qa.library import build_retriever
 
     settings = _settings(home)
-    index, folder, build_seconds = bench_index(settings, distractors, not json_out)
+    index, folder, build_seconds = bench_index(settings, distractors, True)
     report = evaluate_retrieval(build_retriever(index, settings), items)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     report.update(documents=len(index.documents), chunks=len(index.state.chunks),

@@ -163,11 +163,13 @@ class Embedder:
         texts = [prefix + model_input(t, self.lowercase) for t in texts]
         encoder = self.onnx or (self.model if isinstance(self.model, MeanPoolingEncoder) else None)
         if encoder is not None:
-            if progress:
+            if progress:  # on stderr: `qa eval --json` keeps its stdout for the JSON
+                from rich.console import Console
                 from rich.progress import track
 
                 parts = [encoder.encode(texts[b : b + 256], batch_size)
-                         for b in track(range(0, len(texts), 256), description="embedding")]
+                         for b in track(range(0, len(texts), 256), description="embedding",
+                                        console=Console(stderr=True))]
                 return np.concatenate(parts)
             return encoder.encode(texts, batch_size)
         vectors = self.model.encode(

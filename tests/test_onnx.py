@@ -72,6 +72,15 @@ def test_fp32_embedder_gives_torch_vectors_and_keeps_the_index_name(tmp_path, em
     assert list(tmp_path.glob("onnx/encoder-*/model.onnx"))
 
 
+def test_embedding_progress_goes_to_stderr(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("QA_ONNX_CACHE", raising=False)
+    fast = Embedder("m3e-small", "onnx-fp32", tmp_path)
+    vectors = fast.embed_passages(["中关村论坛在京举行"] * 300, progress=True)
+    out, err = capsys.readouterr()
+    assert vectors.shape == (300, fast.dim) and out == ""  # stdout stays free for `qa eval --json`
+    assert "embedding" in err
+
+
 def test_fp32_reader_reads_what_torch_reads(tmp_path):
     path = resolve_model_path(model_for("reader"))
     torch_reader, onnx_reader = Reader.load(path, "torch"), Reader.load(path, "onnx-fp32", tmp_path)
