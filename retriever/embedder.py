@@ -163,15 +163,22 @@ class Embedder:
         texts = [prefix + model_input(t, self.lowercase) for t in texts]
         encoder = self.onnx or (self.model if isinstance(self.model, MeanPoolingEncoder) else None)
         if encoder is not None:
+            # batches of like lengths, since padding is wasted work (3,000 news chunks: 103 s -> 84 s, the same
+            # vectors); sentence-transformers sorts the same way inside encode
+            order = np.argsort([len(t) for t in texts], kind="stable")
+            texts = [texts[i] for i in order]
             if progress:  # on stderr: `qa eval --json` keeps its stdout for the JSON
                 from rich.console import Console
                 from rich.progress import track
 
-                parts = [encoder.encode(texts[b : b + 256], batch_size)
-                         for b in track(range(0, len(texts), 256), description="embedding",
-                                        console=Console(stderr=True))]
-                return np.concatenate(parts)
-            return encoder.encode(texts, batch_size)
+                vectors = np.concatenate([encoder.encode(texts[b : b + 256], batch_size)
+                                          for b in track(range(0, len(texts), 256), description="embedding",
+                                                         console=Console(stderr=True))])
+            else:
+                vectors = encoder.encode(texts, batch_size)
+            unsorted = np.empty_like(vectors)
+            unsorted[order] = vectors
+            return unsorted
         vectors = self.model.encode(
             texts,
             batch_size=batch_size,

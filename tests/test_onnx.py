@@ -72,13 +72,18 @@ def test_fp32_embedder_gives_torch_vectors_and_keeps_the_index_name(tmp_path, em
     assert list(tmp_path.glob("onnx/encoder-*/model.onnx"))
 
 
-def test_embedding_progress_goes_to_stderr(tmp_path, capsys, monkeypatch):
+def test_passages_are_embedded_in_length_order_and_returned_in_theirs(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("QA_ONNX_CACHE", raising=False)
     fast = Embedder("m3e-small", "onnx-fp32", tmp_path)
-    vectors = fast.embed_passages(["中关村论坛在京举行"] * 300, progress=True)
+    texts = ["中关村论坛在京举行，吸引了来自全球的科学家" * (1 + i % 4) for i in range(280)] + ["量子计算"] * 20
+    vectors = fast.embed_passages(texts, progress=True)
     out, err = capsys.readouterr()
     assert vectors.shape == (300, fast.dim) and out == ""  # stdout stays free for `qa eval --json`
     assert "embedding" in err
+    # batched by length, each vector is still its own text's, in the order given
+    for i in (0, 1, 3, 299):
+        assert np.abs(vectors[i] - fast.embed_passages([texts[i]])[0]).max() < 1e-5
+    assert np.abs(vectors[:8] - fast.embed_passages(texts[:8])).max() < 1e-5
 
 
 def test_fp32_reader_reads_what_torch_reads(tmp_path):
