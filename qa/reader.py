@@ -152,10 +152,10 @@ def question_overlap(question: str, passages: list[str]) -> list[int]:
 def read_in_turn(read_some, overlap: list[int], n_best: int, early_stop: float | None, skip_behind: int | None,
                  threshold: float, stop=None) -> tuple[list[Span], list[int]]:
     """(the n-best spans, the passages read): the first passage alone, then, unless its best margin reaches
-    early_stop or stop(its spans) says its answer is final (qa.stopping), the others together (one batch: one call costs less than two), without those skip_behind question
-    bigrams behind the first once it has a span over the threshold. read_some(indices) gives the spans of those
-    passages numbered as given; overlap: question_overlap of each passage. qa.training.early_stop replays this on
-    spans read beforehand."""
+    early_stop or stop(its spans) calls its answer final (qa.stopping), the others together (one batch: one call
+    costs less than two), without those skip_behind question bigrams behind the first once it has a span over the
+    threshold. read_some(indices) gives the spans of those passages numbered as given; overlap: question_overlap of
+    each passage. qa.training.early_stop replays this on spans read beforehand."""
     spans = sorted(read_some([0]), key=lambda s: s.margin, reverse=True)[:n_best]
     if spans and ((early_stop is not None and spans[0].margin >= early_stop) or (stop is not None and stop(spans))):
         return spans, [0]
@@ -221,8 +221,7 @@ class Reader:
         # bigrams is skipped: a look-alike that rarely holds a better answer (None: never skipped)
         self.skip_behind = skip_behind
         # or stop after the first passage when this model says the others would not change its answer
-        self.stop_model = stop_model if isinstance(stop_model, StopModel) or stop_model is None else \
-            StopModel.from_config(stop_model)
+        self.stop_model = stop_model if isinstance(stop_model, StopModel) else StopModel.from_config(stop_model)
         # a span's margin comes from the verifier head over its hidden states when one is shipped (qa.verifier)
         self.verifier = verifier
         self.keep_features = False  # qa.training.verifier: each span carries its verifier features

@@ -158,23 +158,38 @@ def choose(rows, max_changed: float = 2.0, max_loss: float = 0.2, **decoding) ->
     return (min(t["cutoff"] for t in ok) if ok else None), [{"cutoff": None, **base}] + table
 
 
+def set_parts(rows) -> dict[str, list[int]]:
+    """Each set's row indices, the sets in name order."""
+    return {name: [k for k, r in enumerate(rows) if r["source"] == name]
+            for name in sorted({r["source"] for r in rows})}
+
+
+def set_changes(parts: dict[str, list[int]], figures_of, set_bases: dict[str, dict],
+                max_set_loss: float) -> tuple[dict, bool]:
+    """Each set's change in EM, F1 and one-passage share against its base (figures_of(its row indices) gives its
+    figures with the setting tried), and whether no set loses more than max_set_loss EM or F1 points."""
+    sets, within = {}, True
+    for name, idx in parts.items():
+        got, base = figures_of(idx), set_bases[name]
+        sets[name] = {k: round(got[k] - base[k], 2) for k in ("em", "f1", "one_passage")}
+        within = within and got["em"] >= base["em"] - max_set_loss and got["f1"] >= base["f1"] - max_set_loss
+    return sets, within
+
+
 def choose_skip(rows, cutoff: float | None, max_set_loss: float = 1.0, **decoding) -> tuple[int | None, list[dict]]:
     """The smallest skip_behind (question bigrams) that, with this cutoff, costs nothing over all the valid
     questions (EM, F1, refusals) and at most max_set_loss EM or F1 points on any one set (about 400 questions
     each: a point is 4 answers); skipping changes answers, and the look-alikes it skips lose as often as they
     win. None: no skip passes."""
-    parts = {name: [r for r in rows if r["source"] == name] for name in sorted({r["source"] for r in rows})}
+    parts = set_parts(rows)
     unskipped = figures(rows, cutoff, None, **decoding)  # the same for every gap: once
-    set_bases = {name: figures(part, cutoff, None, **decoding) for name, part in parts.items()}
+    set_bases = {name: figures([rows[k] for k in idx], cutoff, None, **decoding) for name, idx in parts.items()}
     table = []
     for gap in SKIPS:
-        entry = {"skip_behind": gap, **figures(rows, cutoff, gap, **decoding), "sets": {}}
-        ok = no_worse(entry, unskipped, 0.0)
-        for name, part in parts.items():
-            got, base = figures(part, cutoff, gap, **decoding), set_bases[name]
-            entry["sets"][name] = {k: round(got[k] - base[k], 2) for k in ("em", "f1", "one_passage")}
-            ok = ok and got["em"] >= base["em"] - max_set_loss and got["f1"] >= base["f1"] - max_set_loss
-        entry["ok"] = ok
+        entry = {"skip_behind": gap, **figures(rows, cutoff, gap, **decoding)}
+        entry["sets"], within = set_changes(parts, lambda idx: figures([rows[k] for k in idx], cutoff, gap, **decoding),
+                                            set_bases, max_set_loss)
+        entry["ok"] = no_worse(entry, unskipped, 0.0) and within
         table.append(entry)
     return next((t["skip_behind"] for t in table if t["ok"]), None), table
 
@@ -224,21 +239,17 @@ def choose_stop(rows, max_changed: float = 3.0, max_loss: float = 0.2, max_set_l
     fold = np.array([rows[i]["paragraph"] % 2 for i in at])
     fitted = [fit_logistic(x[fold != f], y[fold != f]) for f in (0, 1)]  # each fold's model, fitted on the other
     per_row = [fitted[r["paragraph"] % 2] for r in rows]
-    parts = {name: [k for k, r in enumerate(rows) if r["source"] == name]
-             for name in sorted({r["source"] for r in rows})}
+    parts = set_parts(rows)
     base = figures(rows, None, **decoding)
     set_bases = {name: figures([rows[k] for k in idx], None, **decoding) for name, idx in parts.items()}
     table = []
     for cutoff in STOP_CUTOFFS:
         models = [StopModel(tuple(w), b, cutoff) for w, b in per_row]
-        entry = {"cutoff": cutoff, **figures(rows, None, None, stop_model=models, **decoding), "sets": {}}
-        ok = entry["changed"] <= max_changed and no_worse(entry, base, max_loss)
-        for name, idx in parts.items():
-            got = figures([rows[k] for k in idx], None, None, stop_model=[models[k] for k in idx], **decoding)
-            entry["sets"][name] = {k: round(got[k] - set_bases[name][k], 2) for k in ("em", "f1", "one_passage")}
-            lost = max(set_bases[name]["em"] - got["em"], set_bases[name]["f1"] - got["f1"])
-            ok = ok and lost <= max_set_loss
-        entry["ok"] = ok
+        entry = {"cutoff": cutoff, **figures(rows, None, None, stop_model=models, **decoding)}
+        entry["sets"], within = set_changes(
+            parts, lambda idx: figures([rows[k] for k in idx], None, None, stop_model=[models[k] for k in idx],
+                                       **decoding), set_bases, max_set_loss)
+        entry["ok"] = entry["changed"] <= max_changed and no_worse(entry, base, max_loss) and within
         table.append(entry)
     passing = [t for t in table if t["ok"]]
     if not passing:
@@ -348,10 +359,7 @@ def main(argv=None):
         print(f"early stop {cutoff}, skip {skip}: under {PAYS}% of the valid questions read one passage alone, "
               "too few for two calls to cost less than one: every passage is read at once")
         cutoff = skip = None
-    for source in sorted({r["source"] for r in rows}):
-        part = [r for r in rows if r["source"] == source]
-        print(source, len(part), "as chosen:", figures(part, cutoff, skip, **decoding),
-              "reading all:", figures(part, None, **decoding))
+    print_sets(rows, cutoff, skip, None, decoding)
     print(f"chosen early_stop: {cutoff}, skip_behind: {skip} over {len(rows)} valid questions")
     if args.write:
         write_settings(args.reader, early_stop=cutoff, skip_behind=skip)
@@ -372,14 +380,19 @@ def learned(args, rows, decoding, changes) -> None:
         print(f"stop model {model.cutoff}: under {PAYS}% of the valid questions read one passage alone: every "
               "passage is read at once")
         model = None
-    for source in sorted({r["source"] for r in rows}):
-        part = [r for r in rows if r["source"] == source]
-        print(source, len(part), "as chosen:", figures(part, None, None, stop_model=model, **decoding),
-              "reading all:", figures(part, None, **decoding))
+    print_sets(rows, None, None, model, decoding)
     print(f"chosen stop model: {model and model.to_config()} over {len(rows)} valid questions")
     if args.write:
         write_settings(args.reader, early_stop=None, skip_behind=None,
                        stop_model=model and model.to_config())
+
+
+def print_sets(rows, cutoff: float | None, skip: int | None, stop_model, decoding: dict) -> None:
+    """Each set's figures as chosen and reading every passage."""
+    for source, idx in set_parts(rows).items():
+        part = [rows[k] for k in idx]
+        print(source, len(part), "as chosen:", figures(part, cutoff, skip, stop_model=stop_model, **decoding),
+              "reading all:", figures(part, None, **decoding))
 
 
 def write_settings(reader: Path, **settings) -> None:
